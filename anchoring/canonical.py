@@ -1,0 +1,198 @@
+"""Canonical records (DESIGN Formats 2-3): RFC 8785 JSON, typed values, salts and leaf inputs.
+
+Everything here uses only the standard library, so a verifier can
+recompute a record's leaf with nothing else installed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "canonical_json",
+    "canonical_value",
+    "derive_trial_salt_key",
+    "format_number",
+    "leaf_input",
+    "record_salt",
+]
+
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from anchoring.errors import CanonicalizationError
+
+#: 2**53 - 1: the largest integer every JSON reader holds exactly (RFC 8785 §3.2.2.3).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+SALT_SIZE = 32
+
+
+def format_number(value: float) -> str:
+    """Serialize a finite double as ECMAScript Number::toString does (RFC 8785 §3.2.2.3).
+
+    Python's ``repr`` yields the shortest digits that round-trip, the same
+    digits ES6 picks; only the layout differs.
+    """
+    if not math.isfinite(value):
+        raise CanonicalizationError(f"{value!r} has no JSON form (RFC 8785 §3.2.2.2)")
+    if value == 0:
+        return "0"  # -0 serializes as 0 too
+    sign = "-" if value < 0 else ""
+    mantissa, _, exp = repr(abs(value)).partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    digits = (int_part + frac_part).lstrip("0")
+    # n such that value = 0.d1d2...dk x 10**n
+    n = len(int_part) + int(exp or 0) if int_part != "0" else int(exp or 0) - (
+        len(frac_part) - len(frac_part.lstrip("0"))
+    )
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        exponent = f"e{'+' if e >= 0 else '-'}{abs(e)}"
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + exponent
+    return sign + text
+
+
+def _serialize(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise CanonicalizationError(
+                f"integer {value} is outside ±(2**53-1) and cannot be represented exactly"
+            )
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(format_number(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, Mapping):
+        keys = list(value)
+        for key in keys:
+            if not isinstance(key, str):
+                raise CanonicalizationError(f"object key {key!r} is not a string")
+        # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
+        keys.sort(key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        out.append("{")
+        for i, key in enumerate(keys):
+            if i:
+                out.append(",")
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(":")
+            _serialize(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _serialize(item, out)
+        out.append("]")
+    else:
+        raise CanonicalizationError(f"{type(value).__name__} has no JSON form")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) serialization of a JSON value, as UTF-8 bytes."""
+    out: list[str] = []
+    _serialize(value, out)
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (RFC 8785 §3.2.2.2)
+        raise CanonicalizationError(f"string is not valid Unicode: {exc.reason}") from None
+
+
+def canonical_value(value: Any, field_type: str) -> Any:
+    """The canonical JSON value of ``value`` for a contract field type (DESIGN Formats 2).
+
+    Missing values and NaN become ``None``.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        if field_type == "string":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if field_type == "integer":
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise TypeError
+                value = int(value)
+            result = int(value)
+            if abs(result) > MAX_SAFE_INTEGER:
+                raise CanonicalizationError(f"integer {result} is outside ±(2**53-1)")
+            return result
+        if field_type == "number":
+            if isinstance(value, bool):
+                raise TypeError
+            result_f = float(value)
+            if not math.isfinite(result_f):
+                raise CanonicalizationError(f"{result_f} is not a finite number")
+            return result_f
+        if field_type == "boolean":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if field_type == "date":
+            if isinstance(value, _dt.datetime) or not isinstance(value, _dt.date):
+                raise TypeError
+            return value.isoformat()
+        if field_type == "datetime":
+            if not isinstance(value, _dt.datetime):
+                raise TypeError
+            return _rfc3339(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CanonicalizationError(
+            f"{type(value).__name__} value {value!r} is not a valid {field_type}"
+        ) from None
+    raise CanonicalizationError(f"unknown field type {field_type!r}")
+
+
+def _rfc3339(value: _dt.datetime) -> str:
+    """RFC 3339: naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.UTC).replace(tzinfo=None)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text + "Z"
+
+
+def derive_trial_salt_key(master_key: bytes, trial: str) -> bytes:
+    """The per-trial salt key: HMAC-SHA256(master, "trialproof/salt-key/v1" || 0x00 || trial).
+
+    Disclosing one trial's key reveals nothing about another's.
+    """
+    return hmac.new(
+        master_key, b"trialproof/salt-key/v1\x00" + trial.encode("utf-8"), hashlib.sha256
+    ).digest()
+
+
+def record_salt(trial_salt_key: bytes, trial: str, dataset: str, key_values: Sequence[Any]) -> bytes:
+    """HMAC-SHA256(trial salt key, JCS([trial, dataset, key values...])) (DESIGN Formats 3)."""
+    message = canonical_json([trial, dataset, *key_values])
+    return hmac.new(trial_salt_key, message, hashlib.sha256).digest()
+
+
+def leaf_input(salt: bytes, canonical_record: bytes) -> bytes:
+    """salt || canonical record bytes (DESIGN Formats 3). Precondition: a 32-byte salt."""
+    if len(salt) != SALT_SIZE:
+        raise CanonicalizationError(f"a salt is {SALT_SIZE} bytes, got {len(salt)}")
+    return salt + canonical_record

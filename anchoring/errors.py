@@ -1,0 +1,121 @@
+"""Every exception raised by :mod:`anchoring`, as one hierarchy.
+
+::
+
+    AnchoringError
+    ├── MalformedError            input that is not well-formed (bad hex, wrong length, bad JSON ...)
+    │   ├── InvalidHashError      a hash that is not 32 bytes
+    │   ├── ProofShapeError       a proof of the wrong length for its (index, size)
+    │   ├── NoteFormatError       a signed note or checkpoint that does not parse
+    │   └── BundleFormatError     a record-proof bundle that does not parse
+    ├── VerificationError         well-formed input that does not verify
+    │   ├── RootMismatchError     a computed Merkle root differs from the expected one
+    │   ├── SignatureError        no trusted signature on a note
+    │   └── BundleVerificationError  a record proof failed, naming the step
+    ├── CanonicalizationError     a value cannot be put into canonical form
+    ├── KeyFormatError            a key file or vkey that cannot be used
+    └── LogError                  the transparency log refused an operation
+        └── LogConsistencyError   stored log state contradicts itself
+
+Messages never contain key material.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnchoringError",
+    "BundleFormatError",
+    "BundleVerificationError",
+    "CanonicalizationError",
+    "InvalidHashError",
+    "KeyFormatError",
+    "LogConsistencyError",
+    "LogError",
+    "MalformedError",
+    "NoteFormatError",
+    "ProofShapeError",
+    "RootMismatchError",
+    "SignatureError",
+    "VerificationError",
+    "VerificationStep",
+]
+
+from enum import Enum
+
+
+class AnchoringError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class MalformedError(AnchoringError, ValueError):
+    """The input is not well-formed; nothing was verified."""
+
+
+class InvalidHashError(MalformedError):
+    """A hash is not exactly 32 bytes (SHA-256)."""
+
+
+class ProofShapeError(MalformedError):
+    """A proof has the wrong number of hashes for its (index, size), or the index is out of range."""
+
+
+class NoteFormatError(MalformedError):
+    """A signed note, vkey or checkpoint does not follow C2SP signed-note / tlog-checkpoint."""
+
+
+class BundleFormatError(MalformedError):
+    """A record-proof bundle is missing a field, has a mistyped one, or is not JSON."""
+
+
+class KeyFormatError(AnchoringError, ValueError):
+    """A key or vkey cannot be parsed or does not match its name and key ID."""
+
+
+class CanonicalizationError(AnchoringError, ValueError):
+    """A value cannot be represented canonically (RFC 8785 / DESIGN Formats 2)."""
+
+
+class VerificationError(AnchoringError):
+    """Well-formed input that does not verify."""
+
+
+class RootMismatchError(VerificationError):
+    """The root computed from a proof differs from the expected root."""
+
+    def __init__(self, expected: bytes, computed: bytes, what: str = "root") -> None:
+        self.expected = expected
+        self.computed = computed
+        self.what = what
+        super().__init__(f"{what} mismatch: expected {expected.hex()}, computed {computed.hex()}")
+
+
+class SignatureError(VerificationError):
+    """A note carries no valid signature from a trusted key."""
+
+
+class VerificationStep(str, Enum):
+    """The steps of record-proof verification (DESIGN Formats 8), in order."""
+
+    RECORD_LEAF = "record leaf"
+    DATASET_PATH = "dataset path"
+    MANIFEST = "manifest"
+    LOG_PATH = "log path"
+    CHECKPOINT_SIGNATURE = "checkpoint signature"
+    ANCHOR = "anchor"
+
+
+class BundleVerificationError(VerificationError):
+    """A record proof did not verify; ``step`` names the failing step."""
+
+    def __init__(self, step: VerificationStep, reason: str) -> None:
+        self.step = step
+        self.reason = reason
+        super().__init__(f"{step.value}: {reason}")
+
+
+class LogError(AnchoringError):
+    """The transparency log refused an operation (bad size, unknown index ...)."""
+
+
+class LogConsistencyError(LogError):
+    """What the log database holds contradicts itself: a sign of tampering or corruption."""
