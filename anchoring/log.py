@@ -1,0 +1,636 @@
+"""The append-only transparency log of dataset-version manifests (DESIGN Formats 6).
+
+One RFC 9162 Merkle tree (RFC 9162 §2.1) over every manifest in the order it
+was appended, stored through SQLAlchemy Core on SQLite (the default, a file
+such as ``sqlite:////abs/path/log.db``) or PostgreSQL
+(``postgresql+psycopg2://...``).
+
+Tables
+------
+``log_head``
+    One row (``id = 1``): the tree size, and the origin the log was created
+    under. Every append locks this row first, so appends are serialized.
+``log_entries``
+    ``idx`` (primary key), ``leaf_hash``, ``leaf_input``, ``entry_key`` and
+    ``key_seq`` (both nullable; ``UNIQUE(entry_key, key_seq)``) and
+    ``appended_at`` (RFC 3339, UTC). Entries sharing a key form a chain:
+    ``key_seq`` counts 1, 2, 3 ... within the key.
+``log_nodes``
+    ``(level, idx) -> hash`` for every *perfect* subtree (see
+    :mod:`anchoring.merkle.shape`): level 0 holds the leaf hashes, and
+    ``(l + 1, i)`` is written as soon as its children ``(l, 2i)`` and
+    ``(l, 2i + 1)`` both exist. The nodes of a size-n tree never change when
+    the log grows, so any root or proof for any size up to the current one
+    is read from at most about 2·log2(n) stored nodes with one ``SELECT``.
+``log_checkpoints``
+    ``size`` (primary key), ``root``, ``note`` (the signed C2SP
+    tlog-checkpoint text) and ``created_at``.
+
+Concurrency
+-----------
+Appends are serialized by the database, so several processes (each with its
+own :class:`TransparencyLog` on the same URL) never both get an index, and an
+append that fails leaves no trace (it is one transaction):
+
+* SQLite runs in WAL mode with a 30 s busy timeout; the driver's own
+  transaction handling is switched off and every write transaction starts
+  with ``BEGIN IMMEDIATE``, which takes the database write lock up front.
+  Reads use a plain (deferred) ``BEGIN`` and are not blocked by writers.
+* PostgreSQL appends start with ``SELECT ... FROM log_head WHERE id = 1 FOR
+  UPDATE``.
+
+Each instance owns its engine. A process forked after an engine was created
+must not use the parent's pooled connections: a fork hook drops them in the
+child (``Engine.dispose(close=False)``), but the intended pattern is to
+create the :class:`TransparencyLog` in the child process.
+
+This module imports only the standard library, SQLAlchemy and ``anchoring``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LogEntry", "TransparencyLog"]
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from anchoring.checkpoint import Checkpoint
+from anchoring.errors import LogConsistencyError, LogError, NoteFormatError
+from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from anchoring.merkle.shape import (
+    NodeId,
+    consistency_ranges,
+    fold_perfect_nodes,
+    inclusion_ranges,
+    perfect_nodes,
+)
+from anchoring.note import Signer, parse_note
+
+#: Seconds a SQLite writer waits for the write lock before giving up.
+SQLITE_BUSY_TIMEOUT = 30.0
+#: Rows per ``executemany`` in :meth:`TransparencyLog.append_many`.
+BATCH_ROWS = 50_000
+#: Key of the PostgreSQL advisory lock that serializes table creation.
+_PG_INIT_LOCK = 0x74_70_6C_6F_67  # "tplog"
+_BEGIN_OPTION = "trialproof_sqlite_begin"
+
+_metadata = MetaData()
+# SQLite makes a column a rowid alias only if its type is exactly INTEGER.
+_Index = BigInteger().with_variant(Integer(), "sqlite")
+
+log_head = Table(
+    "log_head",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", _Index, nullable=False),
+    Column("origin", Text, nullable=False),
+)
+
+log_entries = Table(
+    "log_entries",
+    _metadata,
+    Column("idx", _Index, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary(HASH_SIZE), nullable=False),
+    Column("leaf_input", LargeBinary, nullable=False),
+    Column("entry_key", String(1024), nullable=True),
+    Column("key_seq", Integer, nullable=True),
+    Column("appended_at", String(40), nullable=False),
+    UniqueConstraint("entry_key", "key_seq", name="uq_log_entries_key_seq"),
+)
+
+log_nodes = Table(
+    "log_nodes",
+    _metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", _Index, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(HASH_SIZE), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+log_checkpoints = Table(
+    "log_checkpoints",
+    _metadata,
+    Column("size", _Index, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(HASH_SIZE), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+
+# -- engines ---------------------------------------------------------------------
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _drop_pools_after_fork() -> None:
+    # A forked child must never talk over its parent's sockets or file handles.
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_pools_after_fork)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 driver: BEGIN is ours.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed append survives power loss, so a checkpoint signed
+        # over it can never refer to entries the log has forgotten.
+        cursor.execute("PRAGMA synchronous = FULL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _make_engine(url: str) -> tuple[Engine, str, bool]:
+    """An engine for ``url``, its backend name, and whether it is an in-memory SQLite."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # ArgumentError, ValueError ...
+        raise LogError(f"log database URL is not valid: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
+        if memory:
+            engine = create_engine(parsed, connect_args=args, poolclass=StaticPool)
+        else:
+            engine = create_engine(parsed, connect_args=args, pool_size=2, max_overflow=8)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    elif backend == "postgresql":
+        memory = False
+        engine = create_engine(parsed, pool_size=2, max_overflow=8, pool_pre_ping=True)
+    else:
+        raise LogError(f"the log supports SQLite and PostgreSQL, not {backend!r}")
+    _ENGINES.add(engine)
+    return engine, backend, memory
+
+
+def _now() -> str:
+    """The current time as RFC 3339 UTC text with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _as_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise LogError(f"{what} must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+# -- entries -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log entry: its index, RFC 9162 §2.1.1 leaf hash and leaf input (the manifest)."""
+
+    index: int
+    leaf_hash: bytes
+    leaf_input: bytes
+    key: str | None
+    key_seq: int | None
+
+
+_ENTRY_COLUMNS = (
+    log_entries.c.idx,
+    log_entries.c.leaf_hash,
+    log_entries.c.leaf_input,
+    log_entries.c.entry_key,
+    log_entries.c.key_seq,
+)
+
+
+def _entry(row: Any) -> LogEntry:
+    index, stored_hash, data, key, seq = row
+    data = bytes(data)
+    stored_hash = bytes(stored_hash)
+    if leaf_hash(data) != stored_hash:
+        raise LogConsistencyError(f"entry {index}: stored leaf hash does not match its input")
+    return LogEntry(int(index), stored_hash, data, key, None if seq is None else int(seq))
+
+
+class _Append:
+    """Hashes new leaves onto the right frontier and queues the rows to insert.
+
+    The frontier holds, per level, the hash of the perfect node still waiting
+    for its right sibling: exactly the perfect nodes of ``[0, size)``.
+    """
+
+    def __init__(self, size: int, frontier: dict[int, bytes], appended_at: str) -> None:
+        self.size = size
+        self.frontier = frontier
+        self.appended_at = appended_at
+        self.entries: list[dict[str, Any]] = []
+        self.nodes: list[dict[str, Any]] = []
+
+    def add(self, data: bytes, key: str | None = None, key_seq: int | None = None) -> int:
+        index = self.size
+        h = leaf_hash(data)
+        self.entries.append(
+            {
+                "idx": index,
+                "leaf_hash": h,
+                "leaf_input": data,
+                "entry_key": key,
+                "key_seq": key_seq,
+                "appended_at": self.appended_at,
+            }
+        )
+        nodes = self.nodes
+        nodes.append({"level": 0, "idx": index, "hash": h})
+        level, i = 0, index
+        frontier = self.frontier
+        while i & 1:  # (level, i) is a right child: its parent is now complete
+            h = node_hash(frontier.pop(level), h)
+            level += 1
+            i >>= 1
+            nodes.append({"level": level, "idx": i, "hash": h})
+        frontier[level] = h
+        self.size = index + 1
+        return index
+
+    def flush(self, conn: Connection) -> None:
+        try:
+            if self.entries:
+                conn.execute(insert(log_entries), self.entries)
+            if self.nodes:
+                conn.execute(insert(log_nodes), self.nodes)
+        except IntegrityError as exc:
+            raise LogConsistencyError(
+                f"the log already holds rows beyond its recorded size: {type(exc.orig).__name__}"
+            ) from None
+        self.entries = []
+        self.nodes = []
+
+
+# -- the log ------------------------------------------------------------------------
+
+
+class TransparencyLog:
+    """An append-only RFC 9162 §2.1 Merkle tree of manifests, stored in SQL.
+
+    ``TransparencyLog(url, origin)`` opens the log at ``url``, creating its
+    tables if they are missing. Creation is idempotent and safe when several
+    processes do it at once. A log remembers the origin it was created under;
+    opening it under another origin raises :class:`LogError`.
+
+    Precondition violations (an index or size out of range) raise
+    :class:`LogError`; stored state that contradicts itself (a missing node,
+    a leaf hash that does not match its input) raises
+    :class:`LogConsistencyError`.
+    """
+
+    def __init__(self, url: str, origin: str) -> None:
+        if not origin or "\n" in origin:
+            raise LogError("log origin must be a non-empty single line")
+        self.origin = origin
+        self._engine, self._backend, memory = _make_engine(url)
+        self._postgres = self._backend == "postgresql"
+        # An in-memory SQLite is a single shared connection: guard it with a lock.
+        self._guard: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
+        self._init_schema()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pooled connections. The instance can no longer be used safely."""
+        self._engine.dispose()
+
+    def __enter__(self) -> TransparencyLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TransparencyLog({self._engine.url.render_as_string()!r}, {self.origin!r})"
+
+    def _init_schema(self) -> None:
+        with self._write_conn() as conn:
+            if self._postgres:
+                conn.execute(select(func.pg_advisory_xact_lock(_PG_INIT_LOCK)))
+            _metadata.create_all(conn, checkfirst=True)
+            stored = conn.execute(select(log_head.c.origin).where(log_head.c.id == 1)).first()
+            if stored is None:
+                conn.execute(insert(log_head).values(id=1, size=0, origin=self.origin))
+            elif stored[0] != self.origin:
+                raise LogError(f"the log at this URL has origin {stored[0]!r}, not {self.origin!r}")
+
+    # -- transactions -----------------------------------------------------------
+
+    @contextmanager
+    def _write_conn(self) -> Iterator[Connection]:
+        """A transaction that holds the SQLite write lock from its first statement."""
+        with self._guard, self._engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[Connection, int]]:
+        """The serialized append transaction, with the size read under the lock."""
+        with self._write_conn() as conn:
+            query = select(log_head.c.size).where(log_head.c.id == 1)
+            if self._postgres:
+                query = query.with_for_update()
+            size = conn.execute(query).scalar_one_or_none()
+            if size is None:
+                raise LogConsistencyError("the log_head row is missing")
+            yield conn, int(size)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._guard, self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        size = conn.execute(select(log_head.c.size).where(log_head.c.id == 1)).scalar_one_or_none()
+        if size is None:
+            raise LogConsistencyError("the log_head row is missing")
+        return int(size)
+
+    @staticmethod
+    def _nodes(conn: Connection, ids: Sequence[NodeId]) -> list[bytes]:
+        """The hashes of perfect nodes ``ids``, in order, with one ``SELECT``."""
+        if not ids:
+            return []
+        by_level: dict[int, list[int]] = {}
+        for level, index in ids:
+            by_level.setdefault(level, []).append(index)
+        condition = or_(
+            *(
+                and_(log_nodes.c.level == level, log_nodes.c.idx.in_(sorted(set(indices))))
+                for level, indices in by_level.items()
+            )
+        )
+        rows = conn.execute(
+            select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(condition)
+        )
+        found = {(int(level), int(index)): bytes(h) for level, index, h in rows}
+        missing = [node for node in ids if node not in found]
+        if missing:
+            raise LogConsistencyError(
+                f"the log is missing stored tree node(s) (level, index) {missing[:5]}"
+            )
+        return [found[node] for node in ids]
+
+    def _range_hashes(self, conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """MTH of each leaf range (RFC 9162 §2.1.1), from stored perfect nodes."""
+        split = [perfect_nodes(lo, hi) for lo, hi in ranges]
+        hashes = self._nodes(conn, [node for nodes in split for node in nodes])
+        out: list[bytes] = []
+        at = 0
+        for nodes in split:
+            out.append(fold_perfect_nodes(hashes[at : at + len(nodes)]))
+            at += len(nodes)
+        return out
+
+    def _frontier(self, conn: Connection, size: int) -> dict[int, bytes]:
+        ids = perfect_nodes(0, size)
+        return {level: h for (level, _), h in zip(ids, self._nodes(conn, ids), strict=True)}
+
+    @staticmethod
+    def _commit(conn: Connection, batch: _Append) -> None:
+        batch.flush(conn)
+        conn.execute(update(log_head).where(log_head.c.id == 1).values(size=batch.size))
+
+    # -- reading ------------------------------------------------------------------
+
+    def size(self) -> int:
+        """The number of entries (the tree size of RFC 9162 §2.1)."""
+        with self._read() as conn:
+            return self._size(conn)
+
+    def entry(self, index: int) -> LogEntry:
+        """The entry at ``index`` (0-based). Raises :class:`LogError` beyond the size."""
+        with self._read() as conn:
+            size = self._size(conn)
+            if not 0 <= index < size:
+                raise LogError(f"no entry {index}: the log has {size} entries")
+            row = conn.execute(select(*_ENTRY_COLUMNS).where(log_entries.c.idx == index)).first()
+        if row is None:
+            raise LogConsistencyError(f"entry {index} is missing from a log of size {size}")
+        return _entry(row)
+
+    def entries_for_key(self, key: str) -> list[LogEntry]:
+        """Every entry appended under ``key``, by ascending ``key_seq``."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(log_entries.c.entry_key == key)
+                .order_by(log_entries.c.key_seq)
+            ).all()
+        return [_entry(row) for row in rows]
+
+    def latest_for_key(self, key: str) -> LogEntry | None:
+        """The entry with the highest ``key_seq`` under ``key``, or None."""
+        with self._read() as conn:
+            return self._latest(conn, key)
+
+    @staticmethod
+    def _latest(conn: Connection, key: str) -> LogEntry | None:
+        row = conn.execute(
+            select(*_ENTRY_COLUMNS)
+            .where(log_entries.c.entry_key == key)
+            .order_by(log_entries.c.key_seq.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _entry(row)
+
+    def _checked_size(self, conn: Connection, size: int | None, what: str = "size") -> int:
+        current = self._size(conn)
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise LogError(f"{what} {size} is out of range: the log has {current} entries")
+        return size
+
+    def root(self, size: int | None = None) -> bytes:
+        """MTH(D[0:size]) (RFC 9162 §2.1.1) for any size up to the current one."""
+        with self._read() as conn:
+            size = self._checked_size(conn, size)
+            if size == 0:
+                return EMPTY_ROOT
+            return fold_perfect_nodes(self._nodes(conn, perfect_nodes(0, size)))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1).
+
+        Precondition: 0 <= index < size <= the current size.
+        """
+        with self._read() as conn:
+            size = self._checked_size(conn, size)
+            if not 0 <= index < size:
+                raise LogError(f"leaf index {index} is out of range for tree size {size}")
+            return self._range_hashes(conn, inclusion_ranges(index, size))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """PROOF(old_size, D[0:new_size]) (RFC 9162 §2.1.4.1). Precondition: 0 < old <= new."""
+        with self._read() as conn:
+            new_size = self._checked_size(conn, new_size, "new size")
+            if not 0 < old_size <= new_size:
+                raise LogError(
+                    f"no consistency proof from size {old_size} to size {new_size}: "
+                    "need 0 < old <= new"
+                )
+            return self._range_hashes(conn, consistency_ranges(old_size, new_size))
+
+    # -- appending -------------------------------------------------------------
+
+    def append(self, leaf_input: bytes) -> LogEntry:
+        """Append one leaf (RFC 9162 §2.1.1 leaf input) and return its entry."""
+        data = _as_bytes(leaf_input, "leaf input")
+        with self._locked() as (conn, size):
+            batch = _Append(size, self._frontier(conn, size), _now())
+            index = batch.add(data)
+            self._commit(conn, batch)
+        return LogEntry(index, leaf_hash(data), data, None, None)
+
+    def append_keyed(self, key: str, build: Callable[[LogEntry | None], bytes]) -> LogEntry:
+        """Append the next entry of the chain under ``key``, race-free.
+
+        Inside the serialized append transaction, ``build`` receives the
+        latest entry under ``key`` (or None) and returns the leaf input, so a
+        manifest can carry ``version = previous.key_seq + 1`` and
+        ``previous = previous.leaf_hash``. The new entry gets ``key_seq =
+        previous.key_seq + 1`` (or 1). If ``build`` raises, nothing is written
+        and the exception propagates. ``build`` runs while the log's write
+        lock is held: keep it short, and do not touch the log from it.
+        """
+        if not isinstance(key, str) or not key:
+            raise LogError("an entry key must be a non-empty string")
+        with self._locked() as (conn, size):
+            previous = self._latest(conn, key)
+            data = _as_bytes(build(previous), "leaf input returned by build")
+            seq = 1 if previous is None or previous.key_seq is None else previous.key_seq + 1
+            batch = _Append(size, self._frontier(conn, size), _now())
+            index = batch.add(data, key, seq)
+            self._commit(conn, batch)
+        return LogEntry(index, leaf_hash(data), data, key, seq)
+
+    def append_many(self, leaf_inputs: Sequence[bytes] | Iterable[bytes]) -> list[int]:
+        """Append many leaves in one transaction and return their indices.
+
+        For bulk loads: the right frontier stays in memory and rows go in with
+        ``executemany`` in batches of :data:`BATCH_ROWS`.
+        """
+        with self._locked() as (conn, size):
+            batch = _Append(size, self._frontier(conn, size), _now())
+            first = size
+            for data in leaf_inputs:
+                batch.add(_as_bytes(data, "leaf input"))
+                if len(batch.entries) >= BATCH_ROWS:
+                    batch.flush(conn)
+            self._commit(conn, batch)
+        return list(range(first, batch.size))
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def sign_checkpoint(self, signer: Signer) -> str:
+        """Sign and store a C2SP tlog-checkpoint (DESIGN Formats 7) for the current size.
+
+        The checkpoint commits to (origin, size, MTH) (RFC 9162 §2.1.1).
+        If one is already stored for the current size, it is returned
+        unchanged. Runs under the append lock, so the size cannot move.
+        """
+        with self._locked() as (conn, size):
+            root = (
+                EMPTY_ROOT
+                if size == 0
+                else fold_perfect_nodes(self._nodes(conn, perfect_nodes(0, size)))
+            )
+            stored = conn.execute(
+                select(log_checkpoints.c.root, log_checkpoints.c.note).where(
+                    log_checkpoints.c.size == size
+                )
+            ).first()
+            if stored is not None:
+                note = str(stored[1])
+                self._check_stored(size, root, bytes(stored[0]), note)
+                return note
+            note = Checkpoint(self.origin, size, root).sign([signer])
+            conn.execute(
+                insert(log_checkpoints).values(size=size, root=root, note=note, created_at=_now())
+            )
+            return note
+
+    def _check_stored(self, size: int, root: bytes, stored_root: bytes, note: str) -> None:
+        try:
+            body = Checkpoint.from_body(parse_note(note).text)
+        except NoteFormatError as exc:
+            raise LogConsistencyError(
+                f"stored checkpoint at size {size} is malformed: {exc}"
+            ) from None
+        if (stored_root, body.root, body.size, body.origin) != (root, root, size, self.origin):
+            raise LogConsistencyError(
+                f"stored checkpoint at size {size} does not match the log's tree"
+            )
+
+    def latest_checkpoint(self) -> str | None:
+        """The stored checkpoint with the largest size, or None."""
+        with self._read() as conn:
+            note = conn.execute(
+                select(log_checkpoints.c.note).order_by(log_checkpoints.c.size.desc()).limit(1)
+            ).scalar_one_or_none()
+        return None if note is None else str(note)
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """Every stored checkpoint as (size, note text), by ascending size."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(log_checkpoints.c.size, log_checkpoints.c.note).order_by(
+                    log_checkpoints.c.size
+                )
+            ).all()
+        return [(int(size), str(note)) for size, note in rows]
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The stored checkpoint for ``size``, or None."""
+        with self._read() as conn:
+            note = conn.execute(
+                select(log_checkpoints.c.note).where(log_checkpoints.c.size == size)
+            ).scalar_one_or_none()
+        return None if note is None else str(note)

@@ -1,0 +1,60 @@
+"""The dataset-version manifest (DESIGN Formats 5): the log's leaf input."""
+
+from __future__ import annotations
+
+__all__ = ["MANIFEST_TYPE", "check_manifest", "manifest_leaf_input"]
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from anchoring.canonical import canonical_json
+from anchoring.errors import BundleFormatError
+
+MANIFEST_TYPE = "trialproof/dataset-version/v1"
+_HEX32 = re.compile(r"[0-9a-f]{64}")
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise BundleFormatError(f"manifest: {message}")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_hex32(value: Any) -> bool:
+    return isinstance(value, str) and _HEX32.fullmatch(value) is not None
+
+
+def check_manifest(manifest: Mapping[str, Any]) -> None:
+    """Raise :class:`BundleFormatError` unless ``manifest`` has every Formats 5 field, well typed.
+
+    Extra fields are allowed (DESIGN Formats 5: adding fields is fine).
+    """
+    _require(manifest.get("type") == MANIFEST_TYPE, f'"type" must be "{MANIFEST_TYPE}"')
+    for name in ("trial", "dataset", "ingested_at"):
+        _require(isinstance(manifest.get(name), str) and bool(manifest[name]), f'"{name}" must be a string')
+    _require(_is_count(manifest.get("version")) and manifest["version"] >= 1,
+             '"version" must be an integer >= 1')
+    _require(_is_count(manifest.get("records")), '"records" must be a non-negative integer')
+    _require(_is_hex32(manifest.get("root")), '"root" must be 64 lowercase hex digits')
+    previous = manifest.get("previous", 0)
+    _require(previous is None or _is_hex32(previous), '"previous" must be a hex hash or null')
+    contract = manifest.get("contract")
+    _require(isinstance(contract, Mapping) and isinstance(contract.get("name"), str)
+             and _is_hex32(contract.get("sha256")), '"contract" must be {name, sha256}')
+    source = manifest.get("source")
+    _require(isinstance(source, Mapping) and isinstance(source.get("name"), str)
+             and _is_hex32(source.get("sha256")) and _is_count(source.get("bytes")),
+             '"source" must be {name, sha256, bytes}')
+    validation = manifest.get("validation")
+    _require(isinstance(validation, Mapping) and isinstance(validation.get("success"), bool)
+             and _is_hex32(validation.get("report_sha256")),
+             '"validation" must be {success, report_sha256}')
+
+
+def manifest_leaf_input(manifest: Mapping[str, Any]) -> bytes:
+    """The log leaf input of a manifest: exactly its RFC 8785 bytes (DESIGN Formats 5)."""
+    return canonical_json(manifest)

@@ -1,0 +1,113 @@
+"""Offline verification of a record proof (DESIGN Formats 8).
+
+Needs only the standard library and ``cryptography``: a regulator holding a
+public key can run it anywhere. :func:`verify_record_proof` returns nothing
+on success and raises :class:`~anchoring.errors.BundleVerificationError`,
+naming the failing step, otherwise.
+"""
+
+from __future__ import annotations
+
+__all__ = ["verify_record_proof"]
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from anchoring.bundle import RecordProof
+from anchoring.canonical import canonical_json, leaf_input
+from anchoring.checkpoint import Checkpoint
+from anchoring.errors import (
+    AnchoringError,
+    BundleVerificationError,
+    RootMismatchError,
+    VerificationStep,
+)
+from anchoring.manifest import check_manifest, manifest_leaf_input
+from anchoring.merkle.hasher import leaf_hash
+from anchoring.merkle.verify import root_from_inclusion_proof
+from anchoring.note import Verifier, open_note, parse_note
+
+#: Checks one anchor receipt against the proof's checkpoint; raises on failure.
+ReceiptCheck = Callable[[Mapping[str, Any], Checkpoint, str], None]
+
+
+def _fail(step: VerificationStep, reason: str) -> BundleVerificationError:
+    return BundleVerificationError(step, reason)
+
+
+def verify_record_proof(
+    proof: RecordProof,
+    trusted: Sequence[Verifier],
+    receipt_checks: Mapping[str, ReceiptCheck] | None = None,
+) -> None:
+    """Verify ``proof`` against trusted log keys, step by step (DESIGN Formats 8).
+
+    1. record leaf: the leaf is SHA-256(0x00 || salt || JCS(record)) (RFC 9162 §2.1.1);
+    2. dataset path: its inclusion proof (RFC 9162 §2.1.3.2) yields ``manifest.root``;
+    3. manifest: well formed, with ``records`` equal to ``dataset_size``;
+    4. log path: the manifest's leaf and ``log_proof`` yield the checkpoint's root,
+       and ``log_size`` is the checkpoint's size;
+    5. checkpoint signature: signed by a trusted key (C2SP signed-note);
+    6. anchor: every receipt commits to this checkpoint, checked by the function
+       registered for its ``type`` in ``receipt_checks``.
+    """
+    try:
+        record_leaf = leaf_hash(leaf_input(proof.salt, canonical_json(proof.record)))
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.RECORD_LEAF, str(exc)) from None
+
+    try:
+        check_manifest(proof.manifest)
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.MANIFEST, str(exc)) from None
+    if proof.manifest["records"] != proof.dataset_size:
+        raise _fail(VerificationStep.MANIFEST,
+                    f"manifest has {proof.manifest['records']} records, proof says {proof.dataset_size}")
+
+    try:
+        dataset_root = root_from_inclusion_proof(
+            proof.leaf_index, proof.dataset_size, record_leaf, proof.dataset_proof
+        )
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.DATASET_PATH, str(exc)) from None
+    if dataset_root.hex() != proof.manifest["root"]:
+        mismatch = RootMismatchError(bytes.fromhex(proof.manifest["root"]), dataset_root,
+                                     "dataset root")
+        raise _fail(VerificationStep.DATASET_PATH, str(mismatch))
+
+    try:
+        note = parse_note(proof.checkpoint)
+        checkpoint = Checkpoint.from_body(note.text)
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.CHECKPOINT_SIGNATURE, f"checkpoint: {exc}") from None
+    try:
+        log_root = root_from_inclusion_proof(
+            proof.log_index,
+            proof.log_size,
+            leaf_hash(manifest_leaf_input(proof.manifest)),
+            proof.log_proof,
+        )
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.LOG_PATH, str(exc)) from None
+    if proof.log_size != checkpoint.size:
+        raise _fail(VerificationStep.LOG_PATH,
+                    f"log_size {proof.log_size} is not the checkpoint's size {checkpoint.size}")
+    if log_root != checkpoint.root:
+        raise _fail(VerificationStep.LOG_PATH,
+                    str(RootMismatchError(checkpoint.root, log_root, "log root")))
+
+    try:
+        open_note(note, trusted)
+    except AnchoringError as exc:
+        raise _fail(VerificationStep.CHECKPOINT_SIGNATURE, str(exc)) from None
+
+    checks = receipt_checks or {}
+    for i, receipt in enumerate(proof.anchors):
+        kind = receipt.get("type")
+        check = checks.get(kind) if isinstance(kind, str) else None
+        if check is None:
+            raise _fail(VerificationStep.ANCHOR, f"anchors[{i}] has unknown type {kind!r}")
+        try:
+            check(receipt, checkpoint, proof.checkpoint)
+        except AnchoringError as exc:
+            raise _fail(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None

@@ -1,0 +1,5 @@
+"""``python -m pipeline`` runs the trialproof CLI."""
+
+from pipeline.cli import main
+
+main()
