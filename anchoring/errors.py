@@ -15,6 +15,7 @@
     ├── CanonicalizationError     a value cannot be put into canonical form
     ├── KeyFormatError            a key file or vkey that cannot be used
     └── LogError                  the transparency log refused an operation
+        ├── DuplicateEntryError   a keyed append refused because an earlier entry matches
         └── LogConsistencyError   stored log state contradicts itself
 
 Messages never contain key material.
@@ -27,6 +28,7 @@ __all__ = [
     "BundleFormatError",
     "BundleVerificationError",
     "CanonicalizationError",
+    "DuplicateEntryError",
     "InvalidHashError",
     "KeyFormatError",
     "LogConsistencyError",
@@ -115,6 +117,14 @@ class BundleVerificationError(VerificationError):
 
 class LogError(AnchoringError):
     """The transparency log refused an operation (bad size, unknown index ...)."""
+
+
+class DuplicateEntryError(LogError):
+    """A keyed append was refused because an earlier entry under the key matches."""
+
+    def __init__(self, entry: object) -> None:
+        self.entry = entry
+        super().__init__("an equivalent entry is already in the log")
 
 
 class LogConsistencyError(LogError):

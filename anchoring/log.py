@@ -86,7 +86,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import LogConsistencyError, LogError, NoteFormatError
+from anchoring.errors import DuplicateEntryError, LogConsistencyError, LogError, NoteFormatError
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from anchoring.merkle.shape import (
     NodeId,
@@ -101,6 +101,8 @@ from anchoring.note import Signer, parse_note
 SQLITE_BUSY_TIMEOUT = 30.0
 #: Rows per ``executemany`` in :meth:`TransparencyLog.append_many`.
 BATCH_ROWS = 50_000
+#: The longest entry key, in characters.
+MAX_KEY_LENGTH = 1024
 #: Key of the PostgreSQL advisory lock that serializes table creation.
 _PG_INIT_LOCK = 0x74_70_6C_6F_67  # "tplog"
 _BEGIN_OPTION = "trialproof_sqlite_begin"
@@ -123,7 +125,7 @@ log_entries = Table(
     Column("idx", _Index, primary_key=True, autoincrement=False),
     Column("leaf_hash", LargeBinary(HASH_SIZE), nullable=False),
     Column("leaf_input", LargeBinary, nullable=False),
-    Column("entry_key", String(1024), nullable=True),
+    Column("entry_key", String(MAX_KEY_LENGTH), nullable=True),
     Column("key_seq", Integer, nullable=True),
     Column("appended_at", String(40), nullable=False),
     UniqueConstraint("entry_key", "key_seq", name="uq_log_entries_key_seq"),
@@ -186,8 +188,8 @@ def _make_engine(url: str) -> tuple[Engine, str, bool]:
     """An engine for ``url``, its backend name, and whether it is an in-memory SQLite."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # ArgumentError, ValueError ...
-        raise LogError(f"log database URL is not valid: {exc}") from None
+    except Exception:  # ArgumentError, ValueError ...; the text may hold a password
+        raise LogError("the log database URL is not a valid SQLAlchemy URL") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
@@ -251,58 +253,86 @@ def _entry(row: Any) -> LogEntry:
     return LogEntry(int(index), stored_hash, data, key, None if seq is None else int(seq))
 
 
+_ENTRY_FIELDS = ("idx", "leaf_hash", "leaf_input", "entry_key", "key_seq", "appended_at")
+_NODE_FIELDS = ("level", "idx", "hash")
+
+
 class _Append:
     """Hashes new leaves onto the right frontier and queues the rows to insert.
 
     The frontier holds, per level, the hash of the perfect node still waiting
-    for its right sibling: exactly the perfect nodes of ``[0, size)``.
+    for its right sibling: exactly the perfect nodes of ``[0, size)``
+    (RFC 9162 §2.1.1: a parent exists once both its children do).
     """
 
-    def __init__(self, size: int, frontier: dict[int, bytes], appended_at: str) -> None:
+    def __init__(
+        self, size: int, frontier: dict[int, bytes], appended_at: str, sqlite: bool
+    ) -> None:
         self.size = size
         self.frontier = frontier
         self.appended_at = appended_at
-        self.entries: list[dict[str, Any]] = []
-        self.nodes: list[dict[str, Any]] = []
+        self.sqlite = sqlite
+        self.entries: list[tuple[Any, ...]] = []
+        self.nodes: list[tuple[int, int, bytes]] = []
 
     def add(self, data: bytes, key: str | None = None, key_seq: int | None = None) -> int:
         index = self.size
         h = leaf_hash(data)
-        self.entries.append(
-            {
-                "idx": index,
-                "leaf_hash": h,
-                "leaf_input": data,
-                "entry_key": key,
-                "key_seq": key_seq,
-                "appended_at": self.appended_at,
-            }
-        )
+        self.entries.append((index, h, data, key, key_seq, self.appended_at))
         nodes = self.nodes
-        nodes.append({"level": 0, "idx": index, "hash": h})
+        nodes.append((0, index, h))
         level, i = 0, index
         frontier = self.frontier
         while i & 1:  # (level, i) is a right child: its parent is now complete
             h = node_hash(frontier.pop(level), h)
             level += 1
             i >>= 1
-            nodes.append({"level": level, "idx": i, "hash": h})
+            nodes.append((level, i, h))
         frontier[level] = h
         self.size = index + 1
         return index
 
     def flush(self, conn: Connection) -> None:
+        # SQLAlchemy's per-row parameter processing would cost more than the
+        # database itself, so rows of plain values go to the driver directly.
         try:
-            if self.entries:
-                conn.execute(insert(log_entries), self.entries)
-            if self.nodes:
-                conn.execute(insert(log_nodes), self.nodes)
+            _insert_rows(conn, self.sqlite, log_entries, _ENTRY_FIELDS, self.entries)
+            _insert_rows(conn, self.sqlite, log_nodes, _NODE_FIELDS, self.nodes)
         except IntegrityError as exc:
+            # Under the append lock nothing else writes, so a clash means the
+            # head row and the tables disagree.
             raise LogConsistencyError(
-                f"the log already holds rows beyond its recorded size: {type(exc.orig).__name__}"
+                "the log already holds an entry or node beyond its recorded size "
+                f"({type(exc.orig).__name__})"
             ) from None
         self.entries = []
         self.nodes = []
+
+
+#: Rows per multi-row ``INSERT ... VALUES`` statement on PostgreSQL.
+_PG_ROWS_PER_STATEMENT = 1000
+
+
+def _insert_rows(
+    conn: Connection,
+    sqlite: bool,
+    table: Table,
+    fields: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert tuples of plain values: sqlite3 ``executemany`` (qmark), or
+    multi-row ``VALUES`` statements for psycopg2 (pyformat)."""
+    if not rows:
+        return
+    head = f"INSERT INTO {table.name} ({', '.join(fields)}) VALUES "
+    if sqlite:
+        conn.exec_driver_sql(head + f"({', '.join('?' * len(fields))})", list(rows))
+        return
+    one = f"({', '.join(['%s'] * len(fields))})"
+    for start in range(0, len(rows), _PG_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _PG_ROWS_PER_STATEMENT]
+        params = tuple(value for row in chunk for value in row)
+        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), params)
 
 
 # -- the log ------------------------------------------------------------------------
@@ -458,11 +488,15 @@ class TransparencyLog:
     def entries_for_key(self, key: str) -> list[LogEntry]:
         """Every entry appended under ``key``, by ascending ``key_seq``."""
         with self._read() as conn:
-            rows = conn.execute(
-                select(*_ENTRY_COLUMNS)
-                .where(log_entries.c.entry_key == key)
-                .order_by(log_entries.c.key_seq)
-            ).all()
+            return self._entries_for_key(conn, key)
+
+    @staticmethod
+    def _entries_for_key(conn: Connection, key: str) -> list[LogEntry]:
+        rows = conn.execute(
+            select(*_ENTRY_COLUMNS)
+            .where(log_entries.c.entry_key == key)
+            .order_by(log_entries.c.key_seq)
+        ).all()
         return [_entry(row) for row in rows]
 
     def latest_for_key(self, key: str) -> LogEntry | None:
@@ -524,12 +558,18 @@ class TransparencyLog:
         """Append one leaf (RFC 9162 §2.1.1 leaf input) and return its entry."""
         data = _as_bytes(leaf_input, "leaf input")
         with self._locked() as (conn, size):
-            batch = _Append(size, self._frontier(conn, size), _now())
+            batch = _Append(size, self._frontier(conn, size), _now(), not self._postgres)
             index = batch.add(data)
             self._commit(conn, batch)
         return LogEntry(index, leaf_hash(data), data, None, None)
 
-    def append_keyed(self, key: str, build: Callable[[LogEntry | None], bytes]) -> LogEntry:
+    def append_keyed(
+        self,
+        key: str,
+        build: Callable[[LogEntry | None], bytes],
+        *,
+        refuse: Callable[[LogEntry], bool] | None = None,
+    ) -> LogEntry:
         """Append the next entry of the chain under ``key``, race-free.
 
         Inside the serialized append transaction, ``build`` receives the
@@ -539,14 +579,26 @@ class TransparencyLog:
         previous.key_seq + 1`` (or 1). If ``build`` raises, nothing is written
         and the exception propagates. ``build`` runs while the log's write
         lock is held: keep it short, and do not touch the log from it.
+
+        ``refuse``, if given, sees every earlier entry under ``key`` inside the
+        same transaction; if it returns True for one, nothing is appended and
+        :class:`DuplicateEntryError` carries that entry. Ingest uses it so
+        that one delivery never becomes two versions, however many workers
+        race to commit it.
         """
-        if not isinstance(key, str) or not key:
-            raise LogError("an entry key must be a non-empty string")
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            raise LogError(
+                f"an entry key must be a non-empty string of at most {MAX_KEY_LENGTH} characters"
+            )
         with self._locked() as (conn, size):
+            if refuse is not None:
+                for earlier in self._entries_for_key(conn, key):
+                    if refuse(earlier):
+                        raise DuplicateEntryError(earlier)
             previous = self._latest(conn, key)
             data = _as_bytes(build(previous), "leaf input returned by build")
             seq = 1 if previous is None or previous.key_seq is None else previous.key_seq + 1
-            batch = _Append(size, self._frontier(conn, size), _now())
+            batch = _Append(size, self._frontier(conn, size), _now(), not self._postgres)
             index = batch.add(data, key, seq)
             self._commit(conn, batch)
         return LogEntry(index, leaf_hash(data), data, key, seq)
@@ -558,7 +610,7 @@ class TransparencyLog:
         ``executemany`` in batches of :data:`BATCH_ROWS`.
         """
         with self._locked() as (conn, size):
-            batch = _Append(size, self._frontier(conn, size), _now())
+            batch = _Append(size, self._frontier(conn, size), _now(), not self._postgres)
             first = size
             for data in leaf_inputs:
                 batch.add(_as_bytes(data, "leaf input"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["cli", "exit_code_for", "main"]
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from anchoring.errors import (
     LogConsistencyError,
     VerificationError,
 )
+from pipeline.cli_progress import stage_progress
 from pipeline.errors import PipelineError, UsageError
 from pipeline.home import Home, resolve_home
 
@@ -161,6 +163,118 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
     _emit(as_json, {"verified": True, "trial": manifest["trial"], "dataset": manifest["dataset"],
                     "version": manifest["version"], "leaf_index": proof.leaf_index,
                     "log_index": proof.log_index, "log_size": proof.log_size}, summary)
+
+
+def _contract_search(home: Home | None) -> tuple[Path, ...]:
+    dirs = [Path(p) for p in os.environ.get("TRIALPROOF_CONTRACTS", "").split(os.pathsep) if p]
+    if home is not None:
+        dirs.append(home.path / "contracts")
+    dirs.append(Path.cwd() / "schemas" / "contracts")
+    return tuple(d for d in dirs if d.is_dir())
+
+
+@cli.command()
+@home_option
+@json_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trial", required=True, help="trial identifier, e.g. CDISCPILOT01")
+@click.option("--dataset", required=True, help="dataset name, e.g. dm")
+@click.option("--contract", "contract_ref", default=None,
+              help="contract file, or name under schemas/contracts (default: the dataset name)")
+def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset: str,
+           contract_ref: str | None) -> None:
+    """Validate a delivery against its contract and commit it as the dataset's next version."""
+    from pipeline.contract import load_contract
+    from pipeline.ingest import ingest as run_ingest
+
+    home = _open_home(home_dir)
+    contract = load_contract(contract_ref or dataset, _contract_search(home))
+    with stage_progress(f"ingest {file.name}", enabled=not as_json) as progress:
+        result = run_ingest(home, file, trial, dataset, contract, progress)
+    payload = result.to_json()
+    if result.status == "unchanged":
+        text = (f"unchanged: {file.name} is already {trial}/{dataset} v{result.version} "
+                f"(log entry {result.log_index}); no new version")
+    else:
+        text = (f"committed {trial}/{dataset} v{result.version}: {result.manifest['records']} "
+                f"records, root {result.manifest['root']}, log entry {result.log_index}\n"
+                f"report: {payload['reports']['html']}")
+    _emit(as_json, payload, text)
+
+
+@cli.command()
+@home_option
+@json_option
+@click.option("--trial", required=True)
+@click.option("--dataset", required=True)
+def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> None:
+    """List a dataset's committed versions."""
+    from pipeline.store import Store
+
+    home = _open_home(home_dir)
+    infos = Store(home.path, home.log()).versions(trial, dataset)
+    rows = [{"version": i.version, "log_index": i.log_index, "records": i.manifest["records"],
+             "root": i.manifest["root"], "source": i.manifest["source"]["name"],
+             "source_sha256": i.manifest["source"]["sha256"],
+             "ingested_at": i.manifest["ingested_at"]} for i in infos]
+    text = "\n".join(f"v{r['version']}  log {r['log_index']}  {r['records']} records  "
+                     f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}" for r in rows)
+    _emit(as_json, {"trial": trial, "dataset": dataset, "versions": rows},
+          text or f"{trial}/{dataset} has no committed version")
+
+
+@cli.group()
+def contracts() -> None:
+    """Dataset contracts (Frictionless Table Schema)."""
+
+
+@contracts.command("from-define")
+@click.argument("define", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+def contracts_from_define(define: Path, out_dir: Path) -> None:
+    """Write one contract per dataset described in a CDISC define.xml (1.0 or 2.0)."""
+    from pipeline.define_xml import write_contracts
+
+    for path in write_contracts(define, out_dir):
+        click.echo(str(path))
+
+
+def _parse_key(text: str) -> dict[str, str]:
+    key: dict[str, str] = {}
+    for part in text.split(","):
+        column, sep, value = part.partition("=")
+        if not sep or not column:
+            raise UsageError(f"--key expects COL=VALUE[,COL=VALUE...], got {part!r}")
+        key[column.strip()] = value
+    return key
+
+
+@cli.command()
+@home_option
+@click.option("--trial", required=True)
+@click.option("--dataset", required=True)
+@click.option("--version", "version", type=int, default=None, help="default: the latest")
+@click.option("--key", "key_text", default=None, help="COL=VALUE[,COL=VALUE...] of the record")
+@click.option("--index", "index", type=int, default=None, help="the record's leaf index")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--tlog-proof", "tlog_out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="also write the log part as a C2SP tlog-proof")
+def prove(home_dir: Path | None, trial: str, dataset: str, version: int | None,
+          key_text: str | None, index: int | None, out: Path, tlog_out: Path | None) -> None:
+    """Write a record proof that anyone can verify offline with the log's vkey."""
+    from pipeline.fsutil import write_text_durably
+    from pipeline.prove import prove_record
+
+    if (key_text is None) == (index is None):
+        raise UsageError("give exactly one of --key and --index")
+    home = _open_home(home_dir)
+    proof = prove_record(home, trial, dataset, version=version,
+                         key=_parse_key(key_text) if key_text else None, index=index)
+    write_text_durably(out, proof.to_json())
+    if tlog_out is not None:
+        write_text_durably(tlog_out, proof.tlog_proof())
+    click.echo(f"wrote {out}: record {proof.leaf_index} of {trial}/{dataset} "
+               f"v{proof.manifest['version']}, log size {proof.log_size}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,12 +4,24 @@
 
     PipelineError
     ├── UsageError        a command or argument that cannot be acted on
-    └── HomeError         the trialproof home is missing, incomplete or already exists
+    ├── HomeError         the trialproof home is missing, incomplete or already exists
+    ├── ContractError     a dataset contract or expectation suite is invalid
+    ├── ReadError         a delivery cannot be read (names the file and the problem)
+    ├── ValidationFailed  a delivery broke its contract and was quarantined
+    └── StoreError        the version store refused an operation
 """
 
 from __future__ import annotations
 
-__all__ = ["HomeError", "PipelineError", "UsageError"]
+__all__ = [
+    "ContractError",
+    "HomeError",
+    "PipelineError",
+    "ReadError",
+    "StoreError",
+    "UsageError",
+    "ValidationFailed",
+]
 
 
 class PipelineError(Exception):
@@ -22,3 +34,25 @@ class UsageError(PipelineError):
 
 class HomeError(PipelineError):
     """The trialproof home is missing, incomplete, or already exists."""
+
+
+class ContractError(PipelineError):
+    """A dataset contract or its extra expectation suite is invalid."""
+
+
+class ReadError(PipelineError):
+    """A delivery cannot be read: corrupt, truncated, empty, wrongly encoded, wrong format,
+    or with columns the contract does not know. The message names the file and the problem."""
+
+
+class ValidationFailed(PipelineError):
+    """A delivery broke its contract. It was moved to quarantine with its report."""
+
+    def __init__(self, message: str, quarantine_path: str, report_path: str) -> None:
+        self.quarantine_path = quarantine_path
+        self.report_path = report_path
+        super().__init__(message)
+
+
+class StoreError(PipelineError):
+    """The version store refused an operation (unknown trial, dataset or version ...)."""

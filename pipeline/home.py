@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_HOME", "Home", "resolve_home"]
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,7 @@ class Home:
     """An initialized home directory."""
 
     path: Path
+    _log: TransparencyLog | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def init(cls, path: Path, origin: str, key_name: str | None = None) -> Home:
@@ -138,6 +139,9 @@ class Home:
         return derive_trial_salt_key(master, trial)
 
     def log(self) -> TransparencyLog:
-        from anchoring.log import TransparencyLog
+        """The home's log, opened once per Home."""
+        if self._log is None:
+            from anchoring.log import TransparencyLog
 
-        return TransparencyLog(self.log_url, self.origin)
+            self._log = TransparencyLog(self.log_url, self.origin)
+        return self._log

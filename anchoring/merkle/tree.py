@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from anchoring.errors import MalformedError
-from anchoring.merkle._batch import build_levels
+from anchoring.batch import build_levels
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE
 from anchoring.merkle.shape import (
     NodeId,
@@ -45,7 +45,7 @@ class MerkleTree:
 
     @classmethod
     def from_leaf_inputs(cls, leaf_inputs: Sequence[bytes] | Any) -> MerkleTree:
-        """Build the tree over ``leaf_inputs`` (bytes, or a polars Binary Series)."""
+        """Build the tree over ``leaf_inputs`` (bytes, a polars Binary Series or an Arrow array)."""
         size = len(leaf_inputs)
         if size == 0:
             return cls(0, [])
@@ -56,7 +56,7 @@ class MerkleTree:
         """Build the tree over already-hashed leaves (32 bytes each, concatenated)."""
         if len(leaf_hashes) % HASH_SIZE:
             raise MalformedError("leaf hashes must be a multiple of 32 bytes")
-        from anchoring.merkle._batch import _plain_level
+        from anchoring.batch import _plain_level
 
         levels = [bytes(leaf_hashes)]
         while len(levels[-1]) >= 2 * HASH_SIZE:

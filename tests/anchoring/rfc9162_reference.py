@@ -34,9 +34,7 @@ def split(n: int) -> int:
     return k
 
 
-def mth(
-    d: Sequence[bytes], leaf: LeafHash = rfc_leaf, node: NodeHash = rfc_node
-) -> bytes:
+def mth(d: Sequence[bytes], leaf: LeafHash = rfc_leaf, node: NodeHash = rfc_node) -> bytes:
     """MTH(D[n]) (RFC 9162 §2.1.1)."""
     n = len(d)
     if n == 0:

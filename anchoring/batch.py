@@ -1,4 +1,4 @@
-"""Vectorized SHA-256 over whole tree levels, for building large trees.
+"""Vectorized SHA-256 and HMAC-SHA256 over many messages, for producers of large trees.
 
 Hashing a million leaves one ``hashlib`` call at a time is dominated by the
 interpreter, not by SHA-256. Here each level goes through polars-hash (Rust,
@@ -10,6 +10,7 @@ levels where the vectorized path does not pay, the plain loop is used.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import Any
 
 from anchoring.merkle.hasher import HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
 
-__all__ = ["build_levels"]
+__all__ = ["VECTOR_THRESHOLD", "build_levels", "hmac_sha256_many", "sha256_many"]
 
 #: Below this many hashes in a level the plain loop beats the vectorized path.
 VECTOR_THRESHOLD = 4096
@@ -52,15 +53,52 @@ def _digests(pl: Any, prefix: bytes, messages: Any) -> bytes:
         return b"".join(pool.map(run, range(0, rows, step)))
 
 
-def _pairs(pl: Any, level: bytes) -> Any:
-    """The full pairs of a level as a Binary Series of 64-byte ``left || right`` values."""
+def _fixed_rows(pl: Any, data: bytes, width: int) -> Any:
+    """``data`` cut into rows of ``width`` bytes, as a polars Binary Series."""
     import pyarrow as pa  # only to view the buffer as fixed-width rows without a copy
 
-    pairs = len(level) // (2 * HASH_SIZE)
-    view = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(2 * HASH_SIZE), pairs, [None, pa.py_buffer(level)]
-    )
+    rows = len(data) // width
+    view = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), rows, [None, pa.py_buffer(data)])
     return pl.from_arrow(view)
+
+
+def _as_series(pl: Any, messages: Sequence[bytes] | Any) -> Any:
+    if isinstance(messages, pl.Series):
+        return messages.cast(pl.Binary)
+    if hasattr(messages, "__arrow_c_array__") or hasattr(messages, "__arrow_c_stream__"):
+        return pl.Series("m", messages).cast(pl.Binary)
+    return pl.Series("m", list(messages), dtype=pl.Binary)
+
+
+def sha256_many(prefix: bytes, messages: Sequence[bytes] | Any) -> bytes:
+    """SHA-256(prefix || m) for every message, concatenated (32 bytes each).
+
+    ``messages`` is a sequence of bytes, a polars Binary Series, or an Arrow array.
+    """
+    pl = _polars()
+    if pl is None or len(messages) < VECTOR_THRESHOLD:
+        source = messages.to_pylist() if hasattr(messages, "to_pylist") else messages
+        return b"".join(hashlib.sha256(prefix + bytes(m)).digest() for m in source)
+    return _digests(pl, prefix, _as_series(pl, messages))
+
+
+def hmac_sha256_many(key: bytes, messages: Sequence[bytes] | Any) -> bytes:
+    """HMAC-SHA256(key, m) (RFC 2104) for every message, concatenated (32 bytes each).
+
+    With a key of at most one block, HMAC is SHA-256((K ^ opad) || SHA-256((K ^ ipad) || m)),
+    so both passes are prefix hashes and vectorize.
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\x00")
+    inner_pad = bytes(b ^ 0x36 for b in block)
+    outer_pad = bytes(b ^ 0x5C for b in block)
+    pl = _polars()
+    if pl is None or len(messages) < VECTOR_THRESHOLD:
+        source = messages.to_pylist() if hasattr(messages, "to_pylist") else messages
+        return b"".join(hmac.new(key, bytes(m), hashlib.sha256).digest() for m in source)
+    inner = _digests(pl, inner_pad, _as_series(pl, messages))
+    return _digests(pl, outer_pad, _fixed_rows(pl, inner, HASH_SIZE))
 
 
 def _plain_level(children: bytes) -> bytes:
@@ -88,11 +126,9 @@ def build_levels(leaf_inputs: Sequence[bytes] | Any) -> list[bytes]:
     if pl is None or n < VECTOR_THRESHOLD:
         levels = [_plain_leaves(leaf_inputs)]
     else:
-        if not isinstance(leaf_inputs, pl.Series):
-            leaf_inputs = pl.Series("leaf", leaf_inputs, dtype=pl.Binary)
-        levels = [_digests(pl, LEAF_PREFIX, leaf_inputs.cast(pl.Binary))]
+        levels = [_digests(pl, LEAF_PREFIX, _as_series(pl, leaf_inputs))]
         while len(levels[-1]) // (2 * HASH_SIZE) >= VECTOR_THRESHOLD:
-            levels.append(_digests(pl, NODE_PREFIX, _pairs(pl, levels[-1])))
+            levels.append(_digests(pl, NODE_PREFIX, _fixed_rows(pl, levels[-1], 2 * HASH_SIZE)))
     while len(levels[-1]) >= 2 * HASH_SIZE:
         levels.append(_plain_level(levels[-1]))
     return levels

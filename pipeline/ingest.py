@@ -1,0 +1,307 @@
+"""Ingest a delivery (DESIGN Flow): stage -> read and validate -> commit.
+
+Each step is a function an Airflow task can call on its own; between steps
+only paths and hashes travel. :func:`ingest` runs all three in one process.
+
+- **stage** keeps the raw bytes under their sha256 (idempotent).
+- **validate** reads the staged bytes into an Arrow table typed by the
+  contract and checks it with Great Expectations. A failing delivery goes to
+  quarantine with its report and nothing else changes.
+- **commit** writes the version's files into a staging directory, appends
+  its manifest to the log in one transaction, then renames the directory
+  into place. A delivery whose sha256 is already committed for the dataset
+  makes no new version.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IngestResult",
+    "Progress",
+    "StagedDelivery",
+    "ValidatedDelivery",
+    "commit",
+    "ingest",
+    "stage",
+    "validate",
+]
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from anchoring.canonical import canonical_json
+from anchoring.errors import DuplicateEntryError
+from anchoring.log import LogEntry
+from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
+from anchoring.merkle.tree import MerkleTree
+from pipeline.contract import Contract
+from pipeline.errors import ReadError, ValidationFailed
+from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
+from pipeline.home import Home
+from pipeline.records import leaf_batch, sort_into_leaf_order
+from pipeline.store import SALT_COLUMN, Store, check_name, log_key, publish
+
+#: Called with the name of each stage as it starts.
+Progress = Callable[[str], None]
+
+
+def _quiet(_stage: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class StagedDelivery:
+    """A delivery kept in ``raw/`` under its sha256."""
+
+    path: Path
+    sha256: str
+    size: int
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256, "size": self.size,
+                "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StagedDelivery:
+        return cls(Path(data["path"]), data["sha256"], int(data["size"]), data["name"])
+
+
+@dataclass(frozen=True)
+class ValidatedDelivery:
+    """A delivery that passed validation; its typed table and report wait in ``work/``."""
+
+    staged: StagedDelivery
+    trial: str
+    dataset: str
+    work_dir: Path
+    report_sha256: str
+    table: pa.Table | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"staged": self.staged.to_json(), "trial": self.trial, "dataset": self.dataset,
+                "work_dir": str(self.work_dir), "report_sha256": self.report_sha256}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ValidatedDelivery:
+        return cls(StagedDelivery.from_json(data["staged"]), data["trial"], data["dataset"],
+                   Path(data["work_dir"]), data["report_sha256"])
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest did: ``committed`` a new version, or found it ``unchanged``."""
+
+    status: str
+    trial: str
+    dataset: str
+    version: int
+    log_index: int
+    manifest: dict[str, Any]
+    version_dir: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "trial": self.trial,
+            "dataset": self.dataset,
+            "version": self.version,
+            "log_index": self.log_index,
+            "root": self.manifest["root"],
+            "manifest": self.manifest,
+            "reports": {
+                "json": str(self.version_dir / "report.json"),
+                "html": str(self.version_dir / "report.html"),
+            },
+            "version_dir": str(self.version_dir),
+        }
+
+
+def store_for(home: Home) -> Store:
+    return Store(home.path, home.log())
+
+
+def stage(home: Home, source: Path) -> StagedDelivery:
+    """Copy ``source`` into ``raw/<sha256>`` durably; a second call with the same bytes is a no-op."""
+    if not source.is_file():
+        raise ReadError(f"{source}: no such file")
+    sha, size = sha256_file(source)
+    raw_dir = home.path / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    target = raw_dir / sha
+    if not target.exists():
+        tmp = raw_dir / f".{sha}.{os.getpid()}.tmp"
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if sha256_file(tmp)[0] != sha:  # the file changed while we copied it
+            tmp.unlink()
+            raise ReadError(f"{source}: the file changed while it was being staged; deliver it again")
+        os.replace(tmp, target)
+        fsync_dir(raw_dir)
+    return StagedDelivery(target, sha, size, source.name)
+
+
+def _work_dir(home: Home, trial: str, dataset: str, sha: str) -> Path:
+    return home.path / "work" / trial / dataset / sha
+
+
+def validate(home: Home, staged: StagedDelivery, trial: str, dataset: str, contract: Contract,
+             progress: Progress = _quiet, keep_table: bool = False) -> ValidatedDelivery:
+    """Read and validate a staged delivery. On failure, quarantine it and raise ValidationFailed."""
+    from pipeline.readers import read_delivery
+    from pipeline.validation import validate as run_suite
+
+    check_name(trial, "trial")
+    check_name(dataset, "dataset")
+    progress("read")
+    fmt_path = staged.path.with_name(staged.name)  # readers pick the format by extension
+    delivery = read_delivery(staged.path, contract, fmt=_format_of(fmt_path))
+    progress("validate")
+    report = run_suite(delivery.table, contract, type_issues=delivery.type_errors,
+                       missing_columns=delivery.missing_columns, source_name=staged.name)
+    report_json = report.to_json().encode("utf-8")
+    report_html = report.to_html().encode("utf-8")
+    store = store_for(home)
+    if not report.success:
+        where = store.quarantine(trial, dataset, staged.sha256, staged.name,
+                                 {"report.json": report_json, "report.html": report_html})
+        failed = sum(1 for r in report.results if not r["success"])
+        raise ValidationFailed(
+            f"{staged.name} failed {failed} check(s) of contract {contract.name}; "
+            f"quarantined in {where} (report: {where / 'report.html'})",
+            str(where), str(where / "report.html"),
+        )
+    work = _work_dir(home, trial, dataset, staged.sha256)
+    work.mkdir(parents=True, exist_ok=True)
+    write_bytes_durably(work / "report.json", report_json)
+    write_bytes_durably(work / "report.html", report_html)
+    tmp = work / f".typed.{os.getpid()}.parquet"
+    pq.write_table(delivery.table, tmp)
+    os.replace(tmp, work / "typed.parquet")
+    return ValidatedDelivery(staged, trial, dataset, work,
+                             hashlib.sha256(report_json).hexdigest(),
+                             delivery.table if keep_table else None)
+
+
+def _format_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xpt": "xpt",
+            ".json": "dataset-json", ".ndjson": None, ".jsonl": "ndjson"}.get(suffix)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def commit(home: Home, validated: ValidatedDelivery, contract: Contract,
+           progress: Progress = _quiet) -> IngestResult:
+    """Commit a validated delivery as the dataset's next version (idempotent by source sha256)."""
+    store = store_for(home)
+    store.recover()
+    trial, dataset, staged = validated.trial, validated.dataset, validated.staged
+    existing = store.committed_source(trial, dataset, staged.sha256)
+    if existing is not None:
+        shutil.rmtree(validated.work_dir, ignore_errors=True)
+        return IngestResult("unchanged", trial, dataset, existing.version, existing.log_index,
+                            existing.manifest, existing.path)
+
+    progress("canonicalize")
+    table = validated.table
+    if table is None:
+        table = pq.read_table(validated.work_dir / "typed.parquet")
+    table = sort_into_leaf_order(table, contract)
+    leaves = leaf_batch(table, contract, trial, dataset, home.trial_salt_key(trial))
+    progress("tree")
+    tree = MerkleTree.from_leaf_inputs(leaves.leaf_inputs)
+
+    progress("store")
+    with store.staging_dir(trial, dataset) as staging:
+        try:
+            result = _commit_in(staging, store, validated, contract, tree, table, leaves, progress)
+        except BaseException:
+            if not (staging / "manifest.json").exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+    shutil.rmtree(validated.work_dir, ignore_errors=True)
+    return result
+
+
+def _commit_in(staging: Path, store: Store, validated: ValidatedDelivery, contract: Contract,
+               tree: MerkleTree, table: pa.Table, leaves: Any, progress: Progress) -> IngestResult:
+    trial, dataset, staged = validated.trial, validated.dataset, validated.staged
+    records = table.append_column(SALT_COLUMN, leaves.salts)
+    pq.write_table(records, staging / "records.parquet")
+    _fsync_file(staging / "records.parquet")
+    tree.write(staging / "tree.bin")
+    write_bytes_durably(staging / "contract.json", canonical_json(dict(contract.descriptor)))
+    for name in ("report.json", "report.html"):
+        shutil.copyfile(validated.work_dir / name, staging / name)
+        _fsync_file(staging / name)
+    fsync_dir(staging)
+
+    progress("log")
+    manifest: dict[str, Any] = {}
+
+    def same_source(earlier: LogEntry) -> bool:
+        return bool(json.loads(earlier.leaf_input)["source"]["sha256"] == staged.sha256)
+
+    def build(previous: LogEntry | None) -> bytes:
+        # Runs with the log's append lock held, so version numbers are race-free.
+        manifest.update({
+            "type": MANIFEST_TYPE,
+            "trial": trial,
+            "dataset": dataset,
+            "version": 1 if previous is None else (previous.key_seq or 0) + 1,
+            "contract": {"name": contract.name, "sha256": contract.sha256},
+            "source": {"name": staged.name, "sha256": staged.sha256, "bytes": staged.size},
+            "records": tree.size,
+            "root": tree.root().hex(),
+            "previous": None if previous is None else previous.leaf_hash.hex(),
+            "validation": {"success": True, "report_sha256": validated.report_sha256},
+            "ingested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+        data = manifest_leaf_input(manifest)
+        write_bytes_durably(staging / "manifest.json", data)
+        return data
+
+    try:
+        entry = store.log.append_keyed(log_key(trial, dataset), build, refuse=same_source)
+    except DuplicateEntryError as dup:
+        shutil.rmtree(staging, ignore_errors=True)
+        assert isinstance(dup.entry, LogEntry)
+        info = store.version(trial, dataset, dup.entry.key_seq)
+        return IngestResult("unchanged", trial, dataset, info.version, info.log_index,
+                            info.manifest, info.path)
+    target = store.version_dir(trial, dataset, manifest["version"])
+    publish(staging, target)
+    return IngestResult("committed", trial, dataset, manifest["version"], entry.index, manifest,
+                        target)
+
+
+def ingest(home: Home, source: Path, trial: str, dataset: str, contract: Contract,
+           progress: Progress = _quiet) -> IngestResult:
+    """Stage, validate and commit one delivery in this process."""
+    check_name(trial, "trial")
+    check_name(dataset, "dataset")
+    progress("stage")
+    staged = stage(home, source)
+    store = store_for(home)
+    store.recover()
+    existing = store.committed_source(trial, dataset, staged.sha256)
+    if existing is not None:
+        return IngestResult("unchanged", trial, dataset, existing.version, existing.log_index,
+                            existing.manifest, existing.path)
+    validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)
+    return commit(home, validated, contract, progress)

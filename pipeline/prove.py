@@ -1,0 +1,96 @@
+"""Record proofs from the store (DESIGN Formats 8): find a record, prove it against a checkpoint."""
+
+from __future__ import annotations
+
+__all__ = ["find_record", "prove_record"]
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from anchoring.bundle import RecordProof, build_record_proof
+from anchoring.checkpoint import Checkpoint
+from anchoring.merkle.tree import MerkleTree
+from anchoring.note import parse_note
+from pipeline.contract import Contract, parse_contract
+from pipeline.errors import StoreError, UsageError
+from pipeline.home import Home
+from pipeline.records import record_values
+from pipeline.store import SALT_COLUMN, Store, VersionInfo
+
+
+def version_contract(info: VersionInfo) -> Contract:
+    """The contract a version was committed under (kept beside it)."""
+    return parse_contract(json.loads((info.path / "contract.json").read_bytes()),
+                          str(info.path / "contract.json"))
+
+
+def _typed_key(contract: Contract, column: str, text: str) -> Any:
+    field = contract.field(column)
+    try:
+        if field.type == "integer":
+            return int(text)
+        if field.type == "number":
+            return float(text)
+    except ValueError:
+        raise UsageError(f"--key {column}={text!r}: not a {field.type}") from None
+    return text
+
+
+def find_record(table: pa.Table, contract: Contract, key: Mapping[str, str]) -> int:
+    """The leaf index of the row whose key columns equal ``key`` (values given as text)."""
+    unknown = [c for c in key if c not in contract.field_names]
+    if unknown:
+        raise UsageError(f"--key names unknown column(s) {unknown}")
+    mask = None
+    for column, text in key.items():
+        value = _typed_key(contract, column, text)
+        col = table.column(column)
+        if contract.field(column).type in ("date", "datetime"):
+            col = col.cast(pa.string())
+        test = pc.equal(col, value)
+        mask = test if mask is None else pc.and_(mask, test)
+    rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist() if mask is not None else []
+    if not rows:
+        raise StoreError(f"no record with {', '.join(f'{k}={v}' for k, v in key.items())}")
+    if len(rows) > 1:
+        raise UsageError(f"{len(rows)} records match; give every primary-key column "
+                         f"({', '.join(contract.primary_key)}) or use --index")
+    return int(rows[0])
+
+
+def prove_record(home: Home, trial: str, dataset: str, *, version: int | None = None,
+                 key: Mapping[str, str] | None = None, index: int | None = None) -> RecordProof:
+    """A record proof against the latest checkpoint, signing one if the log has grown past it."""
+    store = Store(home.path, home.log())
+    info = store.version(trial, dataset, version)
+    if not info.path.is_dir():
+        raise StoreError(f"{trial}/{dataset} v{info.version} is in the log but its files are "
+                         f"missing from {info.path}; run `trialproof audit`")
+    contract = version_contract(info)
+    table = pq.read_table(info.path / "records.parquet")
+    if key:
+        index = find_record(table, contract, key)
+    if index is None or not 0 <= index < table.num_rows:
+        raise UsageError(f"--index must be between 0 and {table.num_rows - 1}")
+    salt = table.column(SALT_COLUMN)[index].as_py()
+    tree = MerkleTree.open(info.path / "tree.bin")
+    log = store.log
+    checkpoint = log.latest_checkpoint()
+    if checkpoint is None or Checkpoint.from_body(parse_note(checkpoint).text).size <= info.log_index:
+        checkpoint = log.sign_checkpoint(home.signer)
+    return build_record_proof(
+        record=record_values(table, contract, index),
+        salt=salt,
+        leaf_index=index,
+        dataset_tree=tree,
+        dataset_size=tree.size,
+        manifest=info.manifest,
+        log=log,
+        log_index=info.log_index,
+        checkpoint=checkpoint,
+    )

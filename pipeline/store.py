@@ -1,0 +1,229 @@
+"""The version store (DESIGN Storage): raw deliveries, quarantine and committed versions.
+
+Layout under the home::
+
+    raw/<sha256>                               delivered bytes, by content
+    quarantine/<when>-<trial>-<dataset>-<sha12>/  a rejected delivery with its report
+    datasets/<trial>/<dataset>/v<N>/           one committed version:
+        records.parquet   typed records in leaf order, with their salts (_salt)
+        tree.bin          every perfect-node level of the version's Merkle tree
+        contract.json     the contract the version was committed under
+        report.json, report.html   the validation report
+        manifest.json     the manifest (RFC 8785 bytes; the log's leaf input)
+    datasets/<trial>/<dataset>/.staging-<id>/  a version being written
+
+The log is the source of truth for which versions exist. A version directory
+appears by renaming a complete staging directory, after the log append has
+committed; :meth:`Store.recover` finishes or removes what a crash left behind.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SALT_COLUMN", "Store", "VersionInfo", "check_name", "log_key", "publish"]
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from anchoring.log import LogEntry, TransparencyLog
+from anchoring.merkle.hasher import leaf_hash
+from pipeline.errors import StoreError
+from pipeline.fsutil import fsync_dir, write_bytes_durably
+
+SALT_COLUMN = "_salt"
+_LOCK = ".lock"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(value: str, what: str) -> str:
+    """Trial and dataset names become directory names: keep them plain."""
+    if not _NAME.fullmatch(value):
+        raise StoreError(f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    return value
+
+
+def log_key(trial: str, dataset: str) -> str:
+    return f"{trial}/{dataset}"
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Rename a complete staging directory into place, durably."""
+    (staging / _LOCK).unlink(missing_ok=True)
+    os.replace(staging, target)
+    fsync_dir(target.parent)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    trial: str
+    dataset: str
+    version: int
+    log_index: int
+    leaf_hash: bytes
+    manifest: dict[str, Any]
+    path: Path
+
+
+class Store:
+    """Files of a home, and the versions the log knows about."""
+
+    def __init__(self, root: Path, log: TransparencyLog) -> None:
+        self.root = root
+        self.log = log
+
+    # -- raw and quarantine --------------------------------------------------
+
+    def raw_path(self, sha256: str) -> Path:
+        return self.root / "raw" / sha256
+
+    def quarantine_dir(self, trial: str, dataset: str, sha256: str) -> Path:
+        when = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return self.root / "quarantine" / f"{when}-{trial}-{dataset}-{sha256[:12]}"
+
+    def quarantine(self, trial: str, dataset: str, sha256: str, source_name: str,
+                   files: dict[str, bytes]) -> Path:
+        """Put the raw delivery and its report into a new quarantine directory, atomically."""
+        target = self.quarantine_dir(trial, dataset, sha256)
+        staging = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copyfile(self.raw_path(sha256), staging / Path(source_name).name)
+        for name, data in files.items():
+            write_bytes_durably(staging / name, data)
+        suffix = 1
+        final = target
+        while final.exists():
+            suffix += 1
+            final = target.with_name(f"{target.name}-{suffix}")
+        os.replace(staging, final)
+        fsync_dir(final.parent)
+        return final
+
+    # -- versions ------------------------------------------------------------
+
+    def dataset_dir(self, trial: str, dataset: str) -> Path:
+        return self.root / "datasets" / trial / dataset
+
+    def version_dir(self, trial: str, dataset: str, version: int) -> Path:
+        return self.dataset_dir(trial, dataset) / f"v{version}"
+
+    @contextmanager
+    def staging_dir(self, trial: str, dataset: str) -> Iterator[Path]:
+        """A fresh staging directory, locked against :meth:`recover` while its owner lives.
+
+        The lock is an ``flock`` on ``.lock`` inside it: the kernel drops it
+        when the owner exits, even by SIGKILL, so recovery can tell a live
+        commit from a dead one.
+        """
+        parent = self.dataset_dir(trial, dataset)
+        parent.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{os.urandom(6).hex()}"
+        fresh = parent / f".new-{name}"
+        fresh.mkdir()
+        fd = os.open(fresh / _LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Only a locked directory is visible to recover() under the .staging- name.
+            path = parent / f".staging-{name}"
+            os.replace(fresh, path)
+            yield path
+        finally:
+            os.close(fd)
+
+    def _info(self, entry: LogEntry) -> VersionInfo:
+        manifest: dict[str, Any] = json.loads(entry.leaf_input)
+        return VersionInfo(manifest["trial"], manifest["dataset"], int(manifest["version"]),
+                           entry.index, entry.leaf_hash, manifest,
+                           self.version_dir(manifest["trial"], manifest["dataset"],
+                                            int(manifest["version"])))
+
+    def versions(self, trial: str, dataset: str) -> list[VersionInfo]:
+        """Committed versions, oldest first."""
+        return [self._info(e) for e in self.log.entries_for_key(log_key(trial, dataset))]
+
+    def version(self, trial: str, dataset: str, version: int | None = None) -> VersionInfo:
+        versions = self.versions(trial, dataset)
+        if not versions:
+            raise StoreError(f"{trial}/{dataset} has no committed version")
+        if version is None:
+            return versions[-1]
+        for info in versions:
+            if info.version == version:
+                return info
+        raise StoreError(f"{trial}/{dataset} has no version {version} "
+                         f"(latest is {versions[-1].version})")
+
+    def committed_source(self, trial: str, dataset: str, sha256: str) -> VersionInfo | None:
+        """The version that already committed a delivery with this sha256, if any."""
+        for info in self.versions(trial, dataset):
+            if info.manifest.get("source", {}).get("sha256") == sha256:
+                return info
+        return None
+
+    def datasets(self) -> list[tuple[str, str]]:
+        """Every (trial, dataset) with at least one committed version."""
+        seen: dict[tuple[str, str], None] = {}
+        for i in range(self.log.size()):
+            key = self.log.entry(i).key
+            if key and "/" in key:
+                trial, dataset = key.split("/", 1)
+                seen[(trial, dataset)] = None
+        return list(seen)
+
+    # -- recovery ------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Finish or remove the staging directories a crash left behind.
+
+        A staging directory whose manifest is in the log is renamed into
+        place (the append committed, the rename did not happen); any other
+        staging directory is removed (the append never committed).
+        Returns what was done, one line each.
+        """
+        done: list[str] = []
+        base = self.root / "datasets"
+        if not base.is_dir():
+            return done
+        for staging in sorted(base.glob("*/*/.staging-*")):
+            try:
+                fd = os.open(staging / _LOCK, os.O_RDWR)
+            except FileNotFoundError:  # published or removed meanwhile
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is still at work
+                if staging.exists():
+                    done.extend(self._recover_one(staging))
+            finally:
+                os.close(fd)
+        return done
+
+    def _recover_one(self, staging: Path) -> list[str]:
+        entry = None
+        manifest_file = staging / "manifest.json"
+        if manifest_file.is_file():
+            data = manifest_file.read_bytes()
+            manifest = json.loads(data)
+            key = log_key(manifest["trial"], manifest["dataset"])
+            entry = next((e for e in self.log.entries_for_key(key)
+                          if e.leaf_hash == leaf_hash(data)), None)
+        if entry is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return [f"removed unfinished {staging.relative_to(self.root)}"]
+        target = self._info(entry).path
+        if target.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            return []
+        publish(staging, target)
+        return [f"completed {target.relative_to(self.root)}"]

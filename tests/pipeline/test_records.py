@@ -1,0 +1,150 @@
+"""pipeline.records: the vectorized canonical form equals the per-row definition, byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
+from anchoring.errors import CanonicalizationError
+from pipeline.contract import parse_contract
+from pipeline.records import canonical_records, leaf_batch, salt_messages, sort_into_leaf_order
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+}
+
+VALUES = {
+    "string": st.text(),
+    "integer": st.integers(-(2**53 - 1), 2**53 - 1),
+    "number": st.floats(allow_infinity=False),
+    "boolean": st.booleans(),
+    "date": st.dates(),
+    "datetime": st.datetimes(),
+}
+
+_fields = st.lists(
+    st.tuples(st.text(min_size=1, max_size=6), st.sampled_from(sorted(ARROW_TYPES))),
+    min_size=1, max_size=6, unique_by=lambda f: f[0],
+)
+
+
+def _per_row(table: pa.Table, contract: Any, row: int) -> bytes:
+    return canonical_json({
+        f.name: canonical_value(table.column(f.name)[row].as_py(), f.type) for f in contract.fields
+    })
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[pa.Table, Any]:
+    fields = draw(_fields)
+    rows = draw(st.integers(0, 12))
+    columns = {}
+    for name, ftype in fields:
+        values = draw(st.lists(st.none() | VALUES[ftype], min_size=rows, max_size=rows))
+        columns[name] = pa.array(values, ARROW_TYPES[ftype])
+    contract = parse_contract({
+        "name": "t",
+        "fields": [{"name": n, "type": t} for n, t in fields],
+        "primaryKey": [fields[0][0]],
+    })
+    return pa.table(columns), contract
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables())
+def test_vectorized_records_equal_the_per_row_definition(case: tuple[pa.Table, Any]) -> None:
+    table, contract = case
+    got = canonical_records(table, contract).to_pylist()
+    assert got == [_per_row(table, contract, i) for i in range(table.num_rows)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_infinity=False) | st.none(), max_size=30))
+def test_numbers_follow_es6(values: list[float | None]) -> None:
+    contract = parse_contract({"name": "n", "fields": [{"name": "x", "type": "number"}]})
+    got = canonical_records(pa.table({"x": pa.array(values, pa.float64())}), contract).to_pylist()
+    expected = [
+        b'{"x":null}' if v is None or math.isnan(v) else canonical_json({"x": v}) for v in values
+    ]
+    assert got == expected
+
+
+def test_named_number_cases() -> None:
+    contract = parse_contract({"name": "n", "fields": [{"name": "x", "type": "number"}]})
+    cases = [1e21, 1e20, 1e16, 1e-7, -0.0, 5e-324, 0.1, 1.7976931348623157e308, 100.0]
+    got = canonical_records(pa.table({"x": pa.array(cases)}), contract).to_pylist()
+    assert got == [b'{"x":1e+21}', b'{"x":100000000000000000000}', b'{"x":10000000000000000}',
+                   b'{"x":1e-7}', b'{"x":0}', b'{"x":5e-324}', b'{"x":0.1}',
+                   b'{"x":1.7976931348623157e+308}', b'{"x":100}']
+
+
+def test_large_tables_take_the_threaded_path_and_still_agree() -> None:
+    contract = parse_contract({"name": "t", "fields": [
+        {"name": "id", "type": "integer"}, {"name": "s", "type": "string"},
+        {"name": "v", "type": "number"}, {"name": "t", "type": "datetime"}],
+        "primaryKey": ["id"]})
+    n = 60_000
+    table = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "s": pa.array([f'v"{i % 7}\n' if i % 1000 == 0 else f"v{i}" for i in range(n)]),
+        "v": pa.array([i / 3 if i % 11 else None for i in range(n)], pa.float64()),
+        "t": pa.array([dt.datetime(2020, 1, 1) + dt.timedelta(microseconds=i * 1001)
+                       for i in range(n)], pa.timestamp("us")),
+    })
+    got = canonical_records(table, contract)
+    for row in (0, 1, 999, 1000, 30_000, n - 1):
+        assert got[row].as_py() == _per_row(table, contract, row)
+
+
+def test_salts_and_leaf_inputs_match_anchoring() -> None:
+    contract = parse_contract({"name": "dm", "fields": [
+        {"name": "USUBJID", "type": "string"}, {"name": "VISITNUM", "type": "number"},
+        {"name": "AGE", "type": "integer"}], "primaryKey": ["USUBJID", "VISITNUM"]})
+    table = pa.table({"USUBJID": ["01-701-1015", "01-701-1023"], "VISITNUM": [1.0, 2.5],
+                      "AGE": [63, None]})
+    key = b"s" * 32
+    batch = leaf_batch(table, contract, "CDISCPILOT01", "dm", key)
+    for row in range(2):
+        values = [table.column("USUBJID")[row].as_py(), table.column("VISITNUM")[row].as_py()]
+        salt = record_salt(key, "CDISCPILOT01", "dm", values)
+        assert batch.salts[row].as_py() == salt
+        assert batch.leaf_inputs[row].as_py() == leaf_input(salt, _per_row(table, contract, row))
+    assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","01-701-1015",1]'
+
+
+def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> None:
+    contract = parse_contract({"name": "x", "fields": [{"name": "a", "type": "string"},
+                                                       {"name": "b", "type": "integer"}]})
+    table = pa.table({"a": ["z", "a", "m"], "b": [1, 2, 3]})
+    ordered = sort_into_leaf_order(table, contract)
+    records = canonical_records(ordered, contract).to_pylist()
+    assert records == sorted(records)
+    assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","z",1]'
+
+
+def test_leaf_order_is_by_typed_key_not_file_order() -> None:
+    contract = parse_contract({"name": "x", "fields": [{"name": "k", "type": "integer"}],
+                               "primaryKey": ["k"]})
+    ordered = sort_into_leaf_order(pa.table({"k": [10, 9, 100]}), contract)
+    assert ordered.column("k").to_pylist() == [9, 10, 100]  # 9 < 10 < 100 as numbers
+
+
+def test_out_of_range_values_are_refused() -> None:
+    contract = parse_contract({"name": "x", "fields": [{"name": "k", "type": "integer"},
+                                                       {"name": "v", "type": "number"}]})
+    with pytest.raises(CanonicalizationError, match="2\\*\\*53"):
+        canonical_records(pa.table({"k": [2**60], "v": [1.0]}), contract)
+    with pytest.raises(CanonicalizationError, match="infinite"):
+        canonical_records(pa.table({"k": [1], "v": [math.inf]}), contract)
