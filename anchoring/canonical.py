@@ -30,6 +30,7 @@ from anchoring.errors import CanonicalizationError
 MAX_SAFE_INTEGER = 2**53 - 1
 
 SALT_SIZE = 32
+_FIELD_TYPES = frozenset({"string", "integer", "number", "boolean", "date", "datetime"})
 
 
 def format_number(value: float) -> str:
@@ -121,10 +122,17 @@ def canonical_json(value: Any) -> bytes:
 def canonical_value(value: Any, field_type: str) -> Any:
     """The canonical JSON value of ``value`` for a contract field type (DESIGN Formats 2).
 
-    Missing values and NaN become ``None``.
+    Missing values and NaN become ``None``. Values must already have their
+    type: text is not parsed into numbers here (readers do that, once).
     """
+    if field_type not in _FIELD_TYPES:
+        raise CanonicalizationError(f"unknown field type {field_type!r}")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if _is_boolean(value) and field_type != "boolean":
+        raise CanonicalizationError(f"boolean {value!r} is not a valid {field_type}")
+    if isinstance(value, str | bytes) and field_type in ("integer", "number"):
+        raise CanonicalizationError(f"text {value!r} is not a valid {field_type}")
     try:
         if field_type == "string":
             if not isinstance(value, str):
@@ -139,7 +147,7 @@ def canonical_value(value: Any, field_type: str) -> Any:
                 value = int(value)
             result = int(value)
             if abs(result) > MAX_SAFE_INTEGER:
-                raise CanonicalizationError(f"integer {result} is outside ±(2**53-1)")
+                raise OverflowError
             return result
         if field_type == "number":
             if isinstance(value, bool):
@@ -149,9 +157,9 @@ def canonical_value(value: Any, field_type: str) -> Any:
                 raise CanonicalizationError(f"{result_f} is not a finite number")
             return result_f
         if field_type == "boolean":
-            if not isinstance(value, bool):
+            if not _is_boolean(value):
                 raise TypeError
-            return value
+            return bool(value)
         if field_type == "date":
             if isinstance(value, _dt.datetime) or not isinstance(value, _dt.date):
                 raise TypeError
@@ -160,11 +168,21 @@ def canonical_value(value: Any, field_type: str) -> Any:
             if not isinstance(value, _dt.datetime):
                 raise TypeError
             return _rfc3339(value)
-    except (TypeError, ValueError, OverflowError):
+    except OverflowError:
+        raise CanonicalizationError(
+            f"{value!r} is outside ±(2**53-1) and cannot be represented exactly"
+        ) from None
+    except (TypeError, ValueError):
         raise CanonicalizationError(
             f"{type(value).__name__} value {value!r} is not a valid {field_type}"
         ) from None
-    raise CanonicalizationError(f"unknown field type {field_type!r}")
+    raise AssertionError("unreachable: every field type returns above")
+
+
+def _is_boolean(value: Any) -> bool:
+    # numpy.bool_ is not a bool subclass, but is a boolean all the same.
+    kind = type(value)
+    return isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
 
 
 def _rfc3339(value: _dt.datetime) -> str:

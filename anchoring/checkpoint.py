@@ -11,6 +11,7 @@ __all__ = [
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from anchoring.merkle.hasher import HASH_SIZE
 from anchoring.note import Note, Signer, Verifier, open_note, parse_note, sign_note
 
 _MAX_SIZE = (1 << 63) - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 
@@ -49,6 +51,18 @@ class Checkpoint:
     size: int
     root: bytes
     extensions: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for line in (self.origin, *self.extensions):
+            if not isinstance(line, str) or not line or _CONTROL.search(line):
+                raise NoteFormatError("checkpoint lines must be non-empty text without "
+                                      "newlines or control characters")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not (
+            0 <= self.size <= _MAX_SIZE
+        ):
+            raise NoteFormatError(f"checkpoint size must be an integer in 0..2**63-1")
+        if not isinstance(self.root, bytes) or len(self.root) != HASH_SIZE:
+            raise NoteFormatError(f"checkpoint root must be {HASH_SIZE} bytes")
 
     def body(self) -> str:
         """The note text: origin, decimal size, base64 root, extension lines."""

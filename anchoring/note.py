@@ -32,6 +32,7 @@ __all__ = [
 import base64
 import binascii
 import hashlib
+import re
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -48,6 +49,8 @@ ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 
 _DASH = "\u2014 "
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+_KEY_ID_HEX = re.compile(r"[0-9a-f]{8}")
 MAX_NOTE_BYTES = 1 << 20
 MAX_SIGNATURES = 100
 
@@ -101,6 +104,8 @@ class Verifier:
             raise KeyFormatError("a vkey has the form name+keyid+base64key")
         name, hex_id, encoded = parts
         _check_name(name)
+        if not _KEY_ID_HEX.fullmatch(hex_id):
+            raise KeyFormatError(f"vkey for {name!r} needs a key ID of 8 lowercase hex digits")
         try:
             raw = base64.b64decode(encoded, validate=True)
             expected_id = bytes.fromhex(hex_id)
@@ -145,6 +150,8 @@ class Signer:
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise KeyFormatError("a signing key has the form PRIVATE+KEY+name+keyid+base64key")
         name, hex_id, encoded = parts[2:]
+        if not _KEY_ID_HEX.fullmatch(hex_id):
+            raise KeyFormatError("signing key needs a key ID of 8 lowercase hex digits")
         try:
             raw = base64.b64decode(encoded, validate=True)
             expected_id = bytes.fromhex(hex_id)
@@ -210,8 +217,10 @@ def parse_note(note: str | bytes) -> Note:
             raise NoteFormatError("note is not valid UTF-8") from None
     if len(note.encode("utf-8", "surrogatepass")) > MAX_NOTE_BYTES:
         raise NoteFormatError("note is larger than 1 MiB")
-    if "\r" in note or not note.endswith("\n"):
-        raise NoteFormatError("note must use \\n line endings and end with a newline")
+    if not note.endswith("\n"):
+        raise NoteFormatError("note must end with a newline")
+    if _CONTROL.search(note):
+        raise NoteFormatError("note contains a control character other than newline")
     split = note.rfind("\n\n")
     if split < 0:
         raise NoteFormatError("note has no blank line before its signatures")
@@ -256,10 +265,10 @@ def open_note(note: str | bytes | Note, verifiers: Iterable[Verifier]) -> tuple[
         if verifier is None:
             continue  # unknown keys are ignored (C2SP signed-note)
         if verifier.sig_type == COSIGNATURE_V1:
-            ok = len(sig.signature) == 72 and verifier.verify(
-                cosignature_message(struct.unpack(">Q", sig.signature[:8])[0], parsed.text),
-                sig.signature[8:],
-            )
+            timestamp = int.from_bytes(sig.signature[:8], "big")
+            ok = (len(sig.signature) == 72 and timestamp < 2**63
+                  and verifier.verify(cosignature_message(timestamp, parsed.text),
+                                      sig.signature[8:]))
         else:
             ok = verifier.verify(parsed.text.encode(), sig.signature)
         if not ok:

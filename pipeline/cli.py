@@ -277,6 +277,62 @@ def prove(home_dir: Path | None, trial: str, dataset: str, version: int | None,
                f"v{proof.manifest['version']}, log size {proof.log_size}")
 
 
+@cli.command()
+@home_option
+@json_option
+@click.option("--trial", required=True)
+@click.option("--dataset", required=True)
+@click.option("--from", "from_version", type=int, required=True)
+@click.option("--to", "to_version", type=int, required=True)
+@click.option("--limit", type=int, default=None,
+              help="show at most this many changes (default: 50 as text, all as JSON)")
+@click.option("--proofs", "proofs_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="write a record proof for each side of every listed change")
+def diff(home_dir: Path | None, as_json: bool, trial: str, dataset: str, from_version: int,
+         to_version: int, limit: int | None, proofs_dir: Path | None) -> None:
+    """Records added, removed and changed between two versions, matched by primary key."""
+    from pipeline.diff import diff_versions
+    from pipeline.store import Store
+
+    home = _open_home(home_dir)
+    result = diff_versions(Store(home.path, home.log()), trial, dataset, from_version,
+                           to_version)
+    entries = result.entries(limit if limit is not None else (None if as_json else 50))
+    if proofs_dir is not None:
+        _write_diff_proofs(home, result, entries, proofs_dir)
+    payload = {"trial": trial, "dataset": dataset, "from": result.from_version,
+               "to": result.to_version, "key": list(result.key), **result.summary(),
+               "changes": entries}
+    lines = [f"{trial}/{dataset} v{result.from_version} -> v{result.to_version}: "
+             f"{payload['added']} added, {payload['removed']} removed, "
+             f"{payload['changed']} changed"]
+    for e in entries:
+        key = ", ".join(f"{k}={v}" for k, v in e["key"].items())
+        cols = f"  [{', '.join(e['columns'])}]" if e["change"] == "changed" else ""
+        lines.append(f"  {e['change']:<8} {key}{cols}")
+    total = sum(result.summary().values())
+    if len(entries) < total:
+        lines.append(f"  ... {total - len(entries)} more (use --limit or --json)")
+    _emit(as_json, payload, "\n".join(lines))
+
+
+def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
+                       out: Path) -> None:
+    from pipeline.fsutil import write_text_durably
+    from pipeline.prove import prove_record
+
+    out.mkdir(parents=True, exist_ok=True)
+    for n, entry in enumerate(entries):
+        for side, version, index in (("from", result.from_version, entry.get("from_index")),
+                                     ("to", result.to_version, entry.get("to_index"))):
+            if index is None:
+                continue
+            proof = prove_record(home, result.trial, result.dataset, version=version,
+                                 index=index)
+            name = f"{n:06d}-{entry['change']}-{side}-v{version}-{index}.json"
+            write_text_durably(out / name, proof.to_json())
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, BundleVerificationError):
         return f"verification failed at step '{exc.step.value}': {exc.reason}"

@@ -294,7 +294,6 @@ def test_leaf_input_requires_a_32_byte_salt() -> None:
 # -- known bugs (see the test report); strict, so a fix shows up as XPASS -> failure -------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug: numpy.bool_ is not rejected as integer/number")
 @pytest.mark.parametrize("field_type", ["integer", "number"])
 def test_numpy_bool_is_not_a_number(field_type: str) -> None:
     """DESIGN: bool is not an integer. pandas/pyarrow booleans arrive as numpy.bool_,

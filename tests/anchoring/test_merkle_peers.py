@@ -90,7 +90,7 @@ def pymerkle_consistency_as_ours(proof: Any, old_size: int, new_size: int) -> li
     from pymerkle.core import _consistency_path_layout  # pinned: pymerkle==7.0.0
 
     _, _, ranges = _consistency_path_layout(old_size, new_size)
-    by_range = dict(zip(ranges, proof.path, strict=True))
+    by_range: dict[tuple[int, int], bytes] = dict(zip(ranges, proof.path, strict=True))
 
     def range_hash(lo: int, hi: int) -> bytes:
         if (lo, hi) in by_range:

@@ -384,7 +384,8 @@ def test_vectorized_build_matches_reference(monkeypatch: pytest.MonkeyPatch, n: 
 
     def spy(pl: Any, prefix: bytes, messages: Any) -> bytes:
         calls.append(len(messages))
-        return real_digests(pl, prefix, messages)
+        digests: bytes = real_digests(pl, prefix, messages)
+        return digests
 
     monkeypatch.setattr(_batch, "_digests", spy)
     leaves = seeded_leaves(n, n)
