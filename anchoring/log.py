@@ -244,11 +244,11 @@ _ENTRY_COLUMNS = (
 )
 
 
-def _entry(row: Any) -> LogEntry:
+def _entry(row: Any, check: bool = True) -> LogEntry:
     index, stored_hash, data, key, seq = row
     data = bytes(data)
     stored_hash = bytes(stored_hash)
-    if leaf_hash(data) != stored_hash:
+    if check and leaf_hash(data) != stored_hash:
         raise LogConsistencyError(f"entry {index}: stored leaf hash does not match its input")
     return LogEntry(int(index), stored_hash, data, key, None if seq is None else int(seq))
 
@@ -411,6 +411,22 @@ class TransparencyLog:
             yield conn, int(size)
 
     @contextmanager
+    def serialized(self) -> Iterator[tuple[Connection, int]]:
+        """A write transaction serialized with appends, and the log size under it.
+
+        For records kept beside the log (the local anchor ledger) that must be
+        ordered with the log's own appends.
+        """
+        with self._locked() as (conn, size):
+            yield conn, size
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read transaction on the log's database."""
+        with self._read() as conn:
+            yield conn
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
         with self._guard, self._engine.connect() as conn, conn.begin():
             yield conn
@@ -484,6 +500,24 @@ class TransparencyLog:
         if row is None:
             raise LogConsistencyError(f"entry {index} is missing from a log of size {size}")
         return _entry(row)
+
+    def scan(self, batch: int = 10_000) -> Iterator[LogEntry]:
+        """Every entry in index order, as stored, WITHOUT checking leaf hashes: for auditors,
+        who compare ``leaf_hash`` with the hash of ``leaf_input`` themselves."""
+        start = 0
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    select(*_ENTRY_COLUMNS)
+                    .where(log_entries.c.idx >= start)
+                    .order_by(log_entries.c.idx)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row, check=False)
+            start = int(rows[-1][0]) + 1
 
     def entries_for_key(self, key: str) -> list[LogEntry]:
         """Every entry appended under ``key``, by ascending ``key_seq``."""

@@ -20,11 +20,13 @@ from anchoring.errors import (
     AnchoringError,
     BundleVerificationError,
     RootMismatchError,
+    VerificationError,
     VerificationStep,
 )
 from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import leaf_hash
-from anchoring.merkle.verify import root_from_inclusion_proof
+from anchoring.ledgers.receipts import OFFLINE_CHECKS
+from anchoring.merkle.verify import root_from_inclusion_proof, verify_consistency
 from anchoring.note import Verifier, open_note, parse_note
 
 #: Checks one anchor receipt against the proof's checkpoint; raises on failure.
@@ -48,8 +50,10 @@ def verify_record_proof(
     4. log path: the manifest's leaf and ``log_proof`` yield the checkpoint's root,
        and ``log_size`` is the checkpoint's size;
     5. checkpoint signature: signed by a trusted key (C2SP signed-note);
-    6. anchor: every receipt commits to this checkpoint, checked by the function
-       registered for its ``type`` in ``receipt_checks``.
+    6. anchor: every receipt commits to this checkpoint, or to a later signed one
+       it carries with a consistency proof, checked by the function registered for
+       its ``type`` in ``receipt_checks`` (default: the offline checks of
+       :mod:`anchoring.ledgers.receipts`).
     """
     try:
         record_leaf = leaf_hash(leaf_input(proof.salt, canonical_json(proof.record)))
@@ -101,13 +105,38 @@ def verify_record_proof(
     except AnchoringError as exc:
         raise _fail(VerificationStep.CHECKPOINT_SIGNATURE, str(exc)) from None
 
-    checks = receipt_checks or {}
+    checks = OFFLINE_CHECKS if receipt_checks is None else receipt_checks
     for i, receipt in enumerate(proof.anchors):
         kind = receipt.get("type")
         check = checks.get(kind) if isinstance(kind, str) else None
         if check is None:
             raise _fail(VerificationStep.ANCHOR, f"anchors[{i}] has unknown type {kind!r}")
         try:
-            check(receipt, checkpoint, proof.checkpoint)
+            anchored, anchored_note = _anchored_checkpoint(receipt, checkpoint, proof.checkpoint,
+                                                           trusted)
+            check(receipt, anchored, anchored_note)
         except AnchoringError as exc:
             raise _fail(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None
+
+
+def _anchored_checkpoint(receipt: Mapping[str, Any], checkpoint: Checkpoint, note: str,
+                         trusted: Sequence[Verifier]) -> tuple[Checkpoint, str]:
+    """The checkpoint a receipt commits to: the proof's own, or a later signed one that
+    the receipt carries with a consistency proof from the proof's (RFC 9162 §2.1.4.2)."""
+    later_note = receipt.get("checkpoint")
+    if later_note is None or later_note == note:
+        return checkpoint, note
+    if not isinstance(later_note, str):
+        raise VerificationError("receipt checkpoint must be signed note text")
+    later = Checkpoint.from_body(open_note(later_note, trusted)[0].text)
+    if later.origin != checkpoint.origin or later.size < checkpoint.size:
+        raise VerificationError("receipt anchors a checkpoint that is not a later one of this log")
+    hashes = receipt.get("consistency_proof")
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise VerificationError("receipt for a later checkpoint needs its consistency_proof")
+    try:
+        proof_hashes = [bytes.fromhex(h) for h in hashes]
+    except ValueError:
+        raise VerificationError("receipt consistency_proof is not hex") from None
+    verify_consistency(checkpoint.size, later.size, checkpoint.root, later.root, proof_hashes)
+    return later, later_note

@@ -25,7 +25,7 @@ from anchoring.errors import (
     VerificationError,
 )
 from pipeline.cli_progress import stage_progress
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import AuditFailed, PipelineError, UsageError
 from pipeline.home import Home, resolve_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +38,7 @@ EXIT_INTERNAL = 3
 
 def exit_code_for(exc: BaseException) -> int:
     """The one place where exceptions become exit codes."""
-    if isinstance(exc, VerificationError | LogConsistencyError):
+    if isinstance(exc, VerificationError | LogConsistencyError | AuditFailed):
         return EXIT_VERIFICATION_FAILED
     if isinstance(exc, AnchoringError | PipelineError | click.ClickException | OSError):
         return EXIT_USAGE
@@ -331,6 +331,66 @@ def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
                                  index=index)
             name = f"{n:06d}-{entry['change']}-{side}-v{version}-{index}.json"
             write_text_durably(out / name, proof.to_json())
+
+
+@cli.command("anchor")
+@home_option
+@json_option
+def anchor_command(home_dir: Path | None, as_json: bool) -> None:
+    """Anchor the current checkpoint to the configured ledgers (nothing if the log has not grown)."""
+    from pipeline.anchor import anchor
+
+    result = anchor(_open_home(home_dir))
+    if result is None:
+        _emit(as_json, {"anchored": False}, "nothing to anchor: the log has not grown")
+        return
+    _emit(as_json, {"anchored": True, **result.to_json()},
+          f"anchored size {result.size} (root {result.root[:16]}…) to "
+          f"{', '.join(result.receipts)}")
+
+
+@cli.command("audit")
+@home_option
+@json_option
+@click.option("--trial", default=None, help="audit this trial's versions (the log is always audited)")
+def audit_command(home_dir: Path | None, as_json: bool, trial: str | None) -> None:
+    """Recompute every root and check the log, checkpoints and receipts. Exit 1 on any finding."""
+    from pipeline.audit import audit
+
+    report = audit(_open_home(home_dir), trial)
+    text = "\n".join([f"audit: {report.versions_checked} versions, log size {report.log_size}, "
+                      f"{report.checkpoints_checked} checkpoints, "
+                      f"{report.receipts_checked} receipts: "
+                      f"{'OK' if report.ok else f'{len(report.findings)} finding(s)'}",
+                      *(f"  {f}" for f in report.findings)])
+    _emit(as_json, report.to_json(), text)
+    if not report.ok:
+        raise AuditFailed(f"{len(report.findings)} finding(s); first: {report.findings[0]}")
+
+
+@cli.group()
+def registry() -> None:
+    """The sponsor registry: which datasets Airflow ingests, from where, and when."""
+
+
+@registry.command("check")
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="registry file (default: $TRIALPROOF_REGISTRY, then ./registry/sponsors.yaml)")
+@json_option
+def registry_check(registry_path: Path | None, as_json: bool) -> None:
+    """Check every entry of the registry. Exit 0 when all are valid, 2 listing each bad one."""
+    from pipeline.registry import read_registry
+
+    checked = read_registry(registry_path)
+    lines = [f"{checked.path}: {len(checked.entries)} valid entr"
+             f"{'y' if len(checked.entries) == 1 else 'ies'}, {len(checked.problems)} problem(s)",
+             *(f"  ok    {e.dag_id}  ({e.schedule}; {e.deliveries})" for e in checked.entries),
+             *(f"  error {p}" for p in checked.problems)]
+    _emit(as_json, checked.to_json(), "\n".join(lines))
+    if checked.problems:
+        raise UsageError(f"registry {checked.path} has {len(checked.problems)} problem(s); "
+                         f"first: {checked.problems[0]}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -113,8 +113,9 @@ def _sniff(path: Path) -> tuple[str, str]:
 def _namespaces(odm: str, define: str) -> Iterator[Any]:
     """odmlib keeps its namespaces in one process-wide registry: set ours, then put the
     previous ones back."""
-    import odmlib.ns_registry as ns
+    import odmlib.ns_registry
 
+    ns: Any = odmlib.ns_registry  # untyped
     before = ns.NamespaceRegistry().snapshot()
     registry = ns.NamespaceRegistry(prefix="odm", uri=odm, is_default=True, is_reset=True)
     ns.NamespaceRegistry(prefix="def", uri=define)
@@ -129,9 +130,9 @@ def _namespaces(odm: str, define: str) -> Iterator[Any]:
 
 
 def _load(path: Path) -> _Document:
-    import odmlib.define_loader as define_loader
-    from odmlib import permissive
-    from odmlib.exceptions import OdmlibError
+    from odmlib import define_loader
+    from odmlib.exceptions import OdmlibError, OdmlibParsingError
+    from odmlib.mode import permissive
 
     odm, define_ns = _sniff(path)
     version, model = _DEFINE_NAMESPACES[define_ns]
@@ -151,10 +152,14 @@ def _load(path: Path) -> _Document:
                     study = loader.load_study()
             else:
                 study = loader.load_study()
+    except OdmlibParsingError as exc:
+        raise ContractError(f"{path}: not well-formed XML: {exc.__cause__ or exc}") from None
     except OdmlibError as exc:
         raise ContractError(f"{path}: not a valid Define-XML {version} file: "
                             f"{str(exc).splitlines()[0]}") from None
-    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+    except IndexError:  # odmlib indexes the first Study without looking
+        raise ContractError(f"{path}: the Define-XML has no Study element") from None
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ContractError(f"{path}: cannot be loaded as Define-XML {version}: {exc}") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return _Document(path, version, study, digest)
@@ -222,13 +227,26 @@ def _numeric_kind(name: str, data_type: str, display_format: str | None, adam: b
     return _NUMERIC_TYPES[data_type]
 
 
-def _codes(codelist: Any) -> list[str]:
+def _codes(codelist: Any, name: str, deviations: list[str]) -> list[str]:
     values: list[str] = []
+    padded: list[str] = []
     for kind in ("CodeListItem", "EnumeratedItem"):
         for item in _get(codelist, kind) or []:
             value = _get(item, "CodedValue")
-            if isinstance(value, str | int | float) and str(value) not in values:
-                values.append(str(value))
+            if not isinstance(value, str | int | float):
+                continue
+            text = str(value)
+            if text != text.rstrip():
+                # Trailing blanks are not part of a SAS value (XPORT pads, readers strip them);
+                # the pilot ADaM define.xml has "F\xa0" for F.
+                padded.append(text)
+                text = text.rstrip()
+            if text not in values:
+                values.append(text)
+    if padded:
+        deviations.append(f"{name}: define.xml codelist {_get(codelist, 'OID')} has coded "
+                          f"value(s) ending in blanks ({_sample(padded)}); the blanks were "
+                          f"removed")
     return values
 
 
@@ -279,7 +297,7 @@ def _field(ref: Any, item: Any, codelists: dict[str, Any], adam: bool,
             deviations.append(f"{name}: define.xml refers to codelist {oid}, which it does not "
                               f"define; enum not set")
         else:
-            enum = _enum(field_type, _codes(codelist), name, oid, deviations)
+            enum = _enum(field_type, _codes(codelist, name, deviations), name, oid, deviations)
             if enum:
                 constraints["enum"] = enum
     field: dict[str, Any] = {"name": name, "type": field_type}
@@ -350,9 +368,9 @@ def _descriptor(doc: _Document, group: Any, items: dict[str, Any],
     if title:
         descriptor["title"] = title
     descriptor["fields"] = fields
-    key = _primary_key(group, refs, names, deviations)
-    if key:
-        descriptor["primaryKey"] = key
+    primary_key = _primary_key(group, refs, names, deviations)
+    if primary_key:
+        descriptor["primaryKey"] = primary_key
     descriptor["missingValues"] = [""]
     if deviations:
         options["deviations"] = deviations
@@ -364,7 +382,8 @@ def _class(group: Any) -> str | None:
     value = _get(group, "Class")
     if isinstance(value, str):
         return value
-    return _get(value, "Name")  # Define-XML 2.1: def:Class is an element
+    name = _get(value, "Name")  # Define-XML 2.1: def:Class is an element
+    return str(name) if name else None
 
 
 def _data_file(doc: _Document, group: Any) -> Path:
@@ -383,7 +402,9 @@ def contracts_from_define(path: Path, check_data: bool = True) -> dict[str, dict
     Raises :class:`ContractError` for a file that is not a readable define.xml."""
     path = Path(path)
     doc = _load(path)
-    mdv = doc.study.MetaDataVersion
+    mdv = _get(doc.study, "MetaDataVersion")
+    if mdv is None or not _get(mdv, "OID"):
+        raise ContractError(f"{path}: the Define-XML has no MetaDataVersion")
     items = {_get(i, "OID"): i for i in _get(mdv, "ItemDef") or []}
     codelists = {_get(c, "OID"): c for c in _get(mdv, "CodeList") or []}
     groups = _get(mdv, "ItemGroupDef") or []
@@ -517,21 +538,84 @@ def _seq_candidates(descriptor: dict[str, Any]) -> list[str]:
     return sorted(seqs, key=lambda n: (n != f"{domain}SEQ", n))
 
 
-def _reconcile(descriptor: dict[str, Any], data: Path) -> dict[str, Any]:
-    """Drop exactly the constraints the data file breaks, recording each as a deviation."""
+def _repair_key(delivery: Any, key: list[str], seqs: list[str]) -> list[str] | None:
+    """The define.xml key, less the columns the data leaves empty, extended by the first
+    --SEQ variable that makes it unique; None if none does."""
+    columns = {name: _column_values(delivery, name) for name in key}
+    kept = [k for k in key if all(v is not None for v in columns[k])]
+    for candidate in ([kept] if kept != key else []) + [[*kept, s] for s in seqs if s not in kept]:
+        if candidate and not _key_problem(delivery, candidate):
+            return candidate
+    return None
+
+
+def _read_for_check(data: Path, descriptor: dict[str, Any]) -> Any:
+    """Read ``data`` under the contract so far, keeping columns it does not know apart."""
     from pipeline.readers import read_delivery
 
+    options = {**descriptor["trialproof"], "unknownColumns": "drop"}
+    return read_delivery(data, parse_contract({**descriptor, "trialproof": options}, str(data)))
+
+
+def _drop_broken(descriptor: dict[str, Any], delivery: Any, source: str,
+                 deviations: list[str]) -> bool:
+    """Drop each constraint the data breaks (widen a type the data does not fit); True if a
+    type changed, so that the data must be read again."""
+    fields = {f["name"]: f for f in descriptor["fields"]}
+    retyped = False
+    problems = data_violations(parse_contract(descriptor, source), delivery)
+    for name, broken in problems.items():
+        if name == "primaryKey":
+            continue
+        field = fields[name]
+        if "type" in broken:
+            widened = "number" if field["type"] == "integer" else "string"
+            deviations.append(f"{name}: define.xml says {_define_type(field)}, but {source} "
+                              f"{broken['type']}; type {field['type']} widened to {widened}")
+            field["type"] = widened
+            retyped = True
+            continue
+        constraints = field.get("constraints", {})
+        for constraint, evidence in broken.items():
+            said = _define_said(constraint, constraints.get(constraint))
+            deviations.append(f"{name}: define.xml says {said}, but {source} {evidence}; "
+                              f"{constraint} dropped")
+            constraints.pop(constraint, None)
+        if not constraints:
+            field.pop("constraints", None)
+    return retyped
+
+
+def _mend_key(descriptor: dict[str, Any], delivery: Any, source: str,
+              deviations: list[str]) -> None:
+    key = list(descriptor.get("primaryKey", []))
+    problem = _key_problem(delivery, key)
+    if not problem:
+        return
+    repaired = _repair_key(delivery, key, _seq_candidates(descriptor))
+    given = ", ".join(key)
+    if repaired:
+        descriptor["primaryKey"] = repaired
+        deviations.append(f"primaryKey: define.xml gives {given}, but in {source} {problem}; "
+                          f"{', '.join(repaired)} is used instead")
+    else:
+        descriptor.pop("primaryKey")
+        deviations.append(f"primaryKey: define.xml gives {given}, but in {source} {problem}, "
+                          f"and no --SEQ variable mends it; primaryKey dropped")
+
+
+def _reconcile(descriptor: dict[str, Any], data: Path) -> dict[str, Any]:
+    """Drop exactly the constraints the data file breaks, recording each as a deviation."""
     descriptor = json.loads(json.dumps(descriptor))  # a private copy
     options = descriptor["trialproof"]
     deviations: list[str] = list(options.get("deviations", []))
-    probe = {**descriptor, "trialproof": {**options, "unknownColumns": "drop"}}
+    source = data.name
     try:
-        delivery = read_delivery(data, parse_contract(probe, str(data)))
+        delivery = _read_for_check(data, descriptor)
     except ReadError as exc:
-        deviations.append(f"{data.name} could not be read to check this contract: {exc}")
+        deviations.append(f"{source} could not be read to check this contract: {exc}")
         options["deviations"] = deviations
         return descriptor
-    source = data.name
     if delivery.dropped_columns:
         # The contract must accept its own data: add the columns define.xml forgot, typed as
         # the data file has them (XPORT knows only text and numbers).
@@ -540,56 +624,14 @@ def _reconcile(descriptor: dict[str, Any], data: Path) -> dict[str, Any]:
             descriptor["fields"].append({"name": name, "type": field_type})
             deviations.append(f"{name}: not in define.xml, but {source} has the column; "
                               f"added as {field_type}")
-        probe = {**descriptor, "trialproof": {**options, "unknownColumns": "drop"}}
-        delivery = read_delivery(data, parse_contract(probe, str(data)))
+        delivery = _read_for_check(data, descriptor)
     for name in delivery.missing_columns:
         deviations.append(f"{name}: define.xml lists the column but {source} does not have it")
-    fields = {f["name"]: f for f in descriptor["fields"]}
-    for _ in range(3):  # a type change can reveal, or clear, other constraints' problems
-        contract = parse_contract(descriptor, str(data))
-        problems = data_violations(contract, delivery)
-        changed = False
-        for name, broken in problems.items():
-            if name == "primaryKey":
-                continue
-            field = fields[name]
-            if "type" in broken:
-                widened = "number" if field["type"] == "integer" else "string"
-                deviations.append(f"{name}: define.xml says {_define_type(field)}, but {source} "
-                                  f"{broken['type']}; type {field['type']} widened to {widened}")
-                field["type"] = widened
-                changed = True
-                continue
-            constraints = field.get("constraints", {})
-            for constraint, evidence in broken.items():
-                said = _define_said(constraint, constraints.get(constraint))
-                deviations.append(f"{name}: define.xml says {said}, but {source} {evidence}; "
-                                  f"{constraint} dropped")
-                constraints.pop(constraint, None)
-            if not constraints:
-                field.pop("constraints", None)
-        if changed:
-            delivery = read_delivery(data, parse_contract(
-                {**descriptor, "trialproof": {**options, "unknownColumns": "drop"}}, str(data)))
-            continue
-        break
-    key = list(descriptor.get("primaryKey", []))
-    problem = _key_problem(delivery, key)
-    if problem:
-        extended = None
-        for seq in _seq_candidates(descriptor):
-            if seq not in key and not _key_problem(delivery, [*key, seq]):
-                extended = [*key, seq]
-                break
-        if extended:
-            descriptor["primaryKey"] = extended
-            deviations.append(f"primaryKey: define.xml gives {', '.join(key)}, but in {source} "
-                              f"{problem}; extended with {extended[-1]}")
-        else:
-            descriptor.pop("primaryKey")
-            deviations.append(f"primaryKey: define.xml gives {', '.join(key)}, but in {source} "
-                              f"{problem}, and no --SEQ variable makes it unique; primaryKey "
-                              f"dropped")
+    for _ in range(3):  # a widened type makes values valid that were not: check again
+        if not _drop_broken(descriptor, delivery, source, deviations):
+            break
+        delivery = _read_for_check(data, descriptor)
+    _mend_key(descriptor, delivery, source, deviations)
     options["checkedAgainst"] = {
         "file": source,
         "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
@@ -603,7 +645,7 @@ def _reconcile(descriptor: dict[str, Any], data: Path) -> dict[str, Any]:
 def _define_type(field: dict[str, Any]) -> str:
     return {"integer": "integer", "number": "float", "string": "text",
             "date": "a SAS date", "datetime": "a SAS datetime",
-            "boolean": "boolean"}.get(field["type"], field["type"])
+            "boolean": "boolean"}.get(field["type"], str(field["type"]))
 
 
 def _define_said(constraint: str, value: Any) -> str:

@@ -8,12 +8,14 @@
     ├── ContractError     a dataset contract or expectation suite is invalid
     ├── ReadError         a delivery cannot be read (names the file and the problem)
     ├── ValidationFailed  a delivery broke its contract and was quarantined
-    └── StoreError        the version store refused an operation
+    ├── StoreError        the version store refused an operation
+    └── AuditFailed       the audit found tampering or corruption
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuditFailed",
     "ContractError",
     "HomeError",
     "PipelineError",
@@ -56,3 +58,7 @@ class ValidationFailed(PipelineError):
 
 class StoreError(PipelineError):
     """The version store refused an operation (unknown trial, dataset or version ...)."""
+
+
+class AuditFailed(PipelineError):
+    """The audit found tampering or corruption; each finding was reported."""

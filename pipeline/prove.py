@@ -80,9 +80,7 @@ def prove_record(home: Home, trial: str, dataset: str, *, version: int | None = 
     salt = table.column(SALT_COLUMN)[index].as_py()
     tree = MerkleTree.open(info.path / "tree.bin")
     log = store.log
-    checkpoint = log.latest_checkpoint()
-    if checkpoint is None or Checkpoint.from_body(parse_note(checkpoint).text).size <= info.log_index:
-        checkpoint = log.sign_checkpoint(home.signer)
+    checkpoint, anchors = _checkpoint_for(home, info.log_index)
     return build_record_proof(
         record=record_values(table, contract, index),
         salt=salt,
@@ -93,4 +91,21 @@ def prove_record(home: Home, trial: str, dataset: str, *, version: int | None = 
         log=log,
         log_index=info.log_index,
         checkpoint=checkpoint,
+        anchors=anchors,
     )
+
+
+def _checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """The newest anchored checkpoint that covers the entry, with its receipts; else the
+    latest checkpoint (signed now if the log has grown past it), without receipts."""
+    from pipeline.anchor import anchored, receipts_for
+
+    covering = [size for size in anchored(home) if size > log_index]
+    if covering:
+        note, receipts = receipts_for(home, covering[-1])
+        return note, tuple(receipts.values())
+    log = home.log()
+    note = log.latest_checkpoint()
+    if note is None or Checkpoint.from_body(parse_note(note).text).size <= log_index:
+        note = log.sign_checkpoint(home.signer)
+    return note, ()

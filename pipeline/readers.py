@@ -19,6 +19,7 @@ __all__ = ["ARROW_TYPES", "FORMATS", "Delivery", "TypeIssue", "read_delivery"]
 
 import codecs
 import json
+import math
 import mmap
 import re
 from collections.abc import Callable, Sequence
@@ -270,7 +271,7 @@ def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return None if value != value else repr(value)  # NaN is missing
+        return None if math.isnan(value) else repr(value)  # NaN is missing
     return str(value)
 
 
@@ -347,8 +348,7 @@ def _ragged_csv(path: Path, convert: Any) -> ReadError:
 
 def _source_from_table(table: Any) -> _Source:
     # duplicate names collapse here; _conform reports them from ``names``
-    columns = {name: table.column(i).combine_chunks()
-               for i, name in enumerate(table.column_names)}
+    columns = {name: table.column(i) for i, name in enumerate(table.column_names)}
     return _Source(list(table.column_names), columns, table.num_rows)
 
 
@@ -363,6 +363,7 @@ def _read_parquet(path: Path, contract: Contract) -> tuple[_Source, str]:
 def _read_xpt(path: Path, contract: Contract) -> tuple[_Source, str]:
     import pyreadstat
 
+    _check_xpt_members(path)
     try:
         try:
             data, meta = pyreadstat.read_xport(str(path), output_format="dict",
@@ -401,9 +402,6 @@ def _check_xpt_structure(path: Path, rows: int, row_length: int) -> None:
         raise ReadError(f"{path}: truncated SAS XPORT file ({size} bytes is not a whole number "
                         f"of 80-byte records)")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        members = sum(_count(mm, marker) for marker in _XPT_MEMBER)
-        if members > 1:
-            raise ReadError(f"{path}: holds {members} datasets; a delivery must hold exactly one")
         obs = max(mm.find(marker) for marker in _XPT_OBS)
         if obs < 0:
             raise ReadError(f"{path}: corrupt SAS XPORT file (no OBS header record)")
@@ -415,6 +413,14 @@ def _check_xpt_structure(path: Path, rows: int, row_length: int) -> None:
                             f"{rows} complete rows)")
 
 
+def _check_xpt_members(path: Path) -> None:
+    """pyreadstat reads the first dataset of a library only: refuse to hide the others."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        members = sum(_count(mm, marker) for marker in _XPT_MEMBER)
+    if members > 1:
+        raise ReadError(f"{path}: holds {members} datasets; a delivery must hold exactly one")
+
+
 def _count(mm: mmap.mmap, marker: bytes) -> int:
     count, at = 0, mm.find(marker)
     while at >= 0:
@@ -424,9 +430,15 @@ def _count(mm: mmap.mmap, marker: bytes) -> int:
 
 
 def _read_dataset_json(path: Path, contract: Contract) -> tuple[_Source, str]:
-    first = _first_line_json(path)
-    if isinstance(first, dict) and "rows" not in first:
-        return _read_dataset_ndjson(path, first)
+    suffix = path.suffix.lower()
+    if suffix != ".json":
+        # The NDJSON variant: line 1 is the metadata, so it has no "rows" (a one-line
+        # document named .json without "rows" is a broken document instead).
+        first = _first_line_json(path)
+        if isinstance(first, dict) and "rows" not in first:
+            return _read_dataset_ndjson(path, first)
+        if suffix in (".ndjson", ".jsonl") and not isinstance(first, dict):
+            raise ReadError(f"{path}: line 1 is not the Dataset-JSON metadata object")
     text = _decode(path)
     try:
         doc = json.loads(text)
@@ -595,6 +607,8 @@ def _cast_lenient(array: Any, target: Any) -> _Result:
         return pc.cast(array, target), []
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     if len(array) <= 16:
         parts, bad = [], []
         for i in range(len(array)):
@@ -608,6 +622,17 @@ def _cast_lenient(array: Any, target: Any) -> _Result:
     left, left_bad = _cast_lenient(array.slice(0, middle), target)
     right, right_bad = _cast_lenient(array.slice(middle), target)
     return pa.concat_arrays([left, right]), left_bad + [middle + i for i in right_bad]
+
+
+def _in_set(array: Any, values: Sequence[Any]) -> Any:
+    """``array`` is one of ``values`` (null stays null). A few equality tests beat is_in,
+    which builds a hash table per chunk."""
+    if not values:
+        return pc.is_null(array)  # never true for a value; null where the array is null
+    result = pc.equal(array, values[0])
+    for value in values[1:]:
+        result = pc.or_(result, pc.equal(array, value))
+    return result
 
 
 def _keep(array: Any, mask: Any) -> Any:
@@ -624,7 +649,7 @@ def _merge(*parts: list[int]) -> list[int]:
 
 def _decode_dictionary(array: Any) -> Any:
     if pa.types.is_dictionary(array.type):
-        return array.dictionary_decode()
+        return pc.cast(array, array.type.value_type)
     return array
 
 
@@ -664,8 +689,8 @@ def _all_bad(array: Any, target: Any) -> _Result:
 
 
 def _prepare_text(array: Any, missing: frozenset[str]) -> Any:
-    text = pc.utf8_trim_whitespace(array)
-    return pc.if_else(pc.is_in(text, value_set=pa.array(sorted(missing), pa.string())),
+    text = pc.ascii_trim_whitespace(array)
+    return pc.if_else(pc.fill_null(_in_set(text, sorted(missing)), False),
                       _null(pa.string()), text)
 
 
@@ -673,7 +698,7 @@ def _to_string(array: Any, missing: frozenset[str]) -> _Result:
     t = array.type
     bad: list[int] = []
     if pa.types.is_string(t):
-        text = pc.utf8_rtrim(array, characters=" ")  # XPORT pads; other formats may too
+        text = pc.ascii_rtrim(array, characters=" ")  # XPORT pads; other formats may too
     elif pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_date(t):
         text = pc.cast(array, pa.string())
     elif pa.types.is_floating(t) or pa.types.is_decimal(t):
@@ -691,7 +716,7 @@ def _to_string(array: Any, missing: frozenset[str]) -> _Result:
     else:
         return _all_bad(array, pa.string())
     if missing:
-        text = pc.if_else(pc.is_in(text, value_set=pa.array(sorted(missing), pa.string())),
+        text = pc.if_else(pc.fill_null(_in_set(text, sorted(missing)), False),
                           _null(pa.string()), text)
     return text, bad
 
@@ -718,10 +743,15 @@ def _safe_integers(integers: Any) -> _Result:
 
 def _text_to_integer(text: Any) -> _Result:
     is_int = _matches(text, _INT_RE)
-    is_dec = pc.and_(_matches(text, _DEC_RE), pc.invert(is_int))
-    plain = pc.replace_substring_regex(_keep(text, is_int), pattern=r"^\+", replacement="")
+    not_int = _unmatched(text, is_int)
+    plain = _keep(text, is_int)
+    if pc.any(pc.starts_with(plain, "+")).as_py():
+        plain = pc.replace_substring_regex(plain, pattern=r"^\+", replacement="")
     integers, bad_int = _cast_lenient(plain, pa.int64())  # beyond int64: a type error
     integers, bad_range = _safe_integers(integers)
+    if not not_int:  # the usual case: plain integers only
+        return integers, _merge(bad_int, bad_range)
+    is_dec = pc.and_(_matches(text, _DEC_RE), pc.invert(is_int))
     floats, bad_float = _cast_lenient(_keep(text, is_dec), pa.float64())
     from_floats, bad_frac = _float_to_int(floats)
     result = pc.coalesce(integers, from_floats)
@@ -730,28 +760,30 @@ def _text_to_integer(text: Any) -> _Result:
 
 
 def _text_to_number(text: Any) -> _Result:
-    is_nan = pc.fill_null(pc.equal(pc.utf8_lower(text), "nan"), False)
-    text = pc.if_else(is_nan, _null(pa.string()), text)  # NaN is missing (DESIGN Formats 2)
     ok = _matches(text, _DEC_RE)
+    unmatched = _unmatched(text, ok)
+    if unmatched:
+        is_nan = pc.fill_null(pc.equal(pc.ascii_lower(text), "nan"), False)
+        text = pc.if_else(is_nan, _null(pa.string()), text)  # NaN is missing (DESIGN Formats 2)
+        unmatched = _unmatched(text, ok)
     number, bad_cast = _cast_lenient(_keep(text, ok), pa.float64())
     finite = pc.fill_null(pc.is_finite(number), False)
-    return _keep(number, finite), _merge(_unmatched(text, ok), bad_cast,
-                                         _unmatched(number, finite))
+    return _keep(number, finite), _merge(unmatched, bad_cast, _unmatched(number, finite))
 
 
 def _text_to_boolean(text: Any) -> _Result:
-    lower = pc.utf8_lower(text)
-    is_true = pc.is_in(lower, value_set=pa.array(_TRUE))
-    is_false = pc.is_in(lower, value_set=pa.array(_FALSE))
+    lower = pc.ascii_lower(text)
+    is_true = pc.fill_null(_in_set(lower, _TRUE), False)
+    is_false = pc.fill_null(_in_set(lower, _FALSE), False)
     result = pc.if_else(is_true, True, pc.if_else(is_false, False, _null(pa.bool_())))
     return result, _unmatched(text, pc.or_(is_true, is_false))
 
 
 def _date_range(days: Any) -> _Result:
-    as_int = pc.cast(days, pa.int32()) if not pa.types.is_integer(days.type) else days
-    good = pc.fill_null(pc.and_(pc.greater_equal(as_int, _MIN_DAY),
-                                pc.less_equal(as_int, _MAX_DAY)), False)
-    return pc.cast(_keep(as_int, good), pa.date32()), _unmatched(as_int, good)
+    good = pc.fill_null(pc.and_(pc.greater_equal(days, _MIN_DAY),
+                                pc.less_equal(days, _MAX_DAY)), False)
+    in_range = pc.cast(_keep(days, good), pa.int32())
+    return pc.cast(in_range, pa.date32()), _unmatched(days, good)
 
 
 def _text_to_date(text: Any) -> _Result:
@@ -817,7 +849,7 @@ def _typed_to(array: Any, target: str, sas_format: str | None) -> _Result:
             return array, []
         if _is_numeric(t):
             number = pc.cast(array, pa.float64())
-            ok = pc.fill_null(pc.is_in(number, value_set=pa.array([0.0, 1.0])), False)
+            ok = pc.fill_null(_in_set(number, (0.0, 1.0)), False)
             return pc.cast(_keep(number, ok), pa.bool_()), _unmatched(number, ok)
         return _all_bad(array, pa.bool_())
     if target == "date":

@@ -172,10 +172,9 @@ class Store:
     def datasets(self) -> list[tuple[str, str]]:
         """Every (trial, dataset) with at least one committed version."""
         seen: dict[tuple[str, str], None] = {}
-        for i in range(self.log.size()):
-            key = self.log.entry(i).key
-            if key and "/" in key:
-                trial, dataset = key.split("/", 1)
+        for entry in self.log.scan():
+            if entry.key and "/" in entry.key:
+                trial, dataset = entry.key.split("/", 1)
                 seen[(trial, dataset)] = None
         return list(seen)
 

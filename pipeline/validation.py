@@ -98,7 +98,7 @@ def _gx() -> Any:
                 "great_expectations.execution_engine.pandas_execution_engine"
             )
         # GX fingerprints every pandas batch smaller than HASH_THRESHOLD bytes with
-        # pandas.util.hash_pandas_object (about 12 s for 1M rows x 12 Arrow columns) only to
+        # pandas.util.hash_pandas_object (11-20 s for 1M rows x 12 columns here) only to
         # put an MD5 into the result's batch_markers, which the report leaves out anyway.
         engine.HASH_THRESHOLD = 0
         _gx_module = module
@@ -197,7 +197,9 @@ def _field_checks(f: Field, key: Sequence[str]) -> list[_Check]:
             raise ContractError(f"field {f.name!r}: pattern applies to string fields only, "
                                 f"not {f.type}")
         # Table Schema patterns match the whole value; GX's pandas check is re.search-like.
-        regex = f"^(?:{f.pattern})$"
+        # \Z, not $ (which Python lets match before a final newline); pandas hands the
+        # pattern to RE2 as \z, or to Python's re for what RE2 cannot do (lookarounds ...).
+        regex = f"^(?:{f.pattern})\\Z"
         checks.append(_Check(
             "expect_column_values_to_match_regex", {"column": name, "regex": regex},
             f"values match the pattern {f.pattern}", "contract",
@@ -280,15 +282,14 @@ def _build_suite(name: str, checks: Sequence[_Check], source: str) -> Any:
     with _quiet():
         try:
             suite = gx.ExpectationSuite(name=name, expectations=configs)
-        except Exception:  # noqa: BLE001 - every reason is collected and explained below
+        except Exception:  # every reason is collected and explained below
             suite = None
     if suite is not None and len(suite.expectations) == len(configs):
         return suite
     declared = Counter(c.expectation for c in checks)
-    loaded = Counter() if suite is None else Counter(e.expectation_type
-                                                     for e in suite.expectations)
+    kept = 0 if suite is None else len(suite.expectations)
     problems = []
-    unknown = sorted((declared - loaded).keys() - _known_types(declared.keys()))
+    unknown = sorted(set(declared) - _known_types(declared))
     if unknown:
         problems.append(f"unknown expectation type(s) {', '.join(unknown)}")
     for i, config in enumerate(configs):
@@ -297,11 +298,11 @@ def _build_suite(name: str, checks: Sequence[_Check], source: str) -> Any:
         try:
             with _quiet():
                 config.to_domain_obj()
-        except Exception as exc:  # noqa: BLE001 - pydantic and GX errors alike
+        except Exception as exc:  # pydantic and GX errors alike
             detail = " ".join(str(exc).split())
             problems.append(f"expectations[{i}] ({checks[i].expectation}): {detail}")
     if not problems:  # pragma: no cover - GX lost one for a reason of its own
-        problems.append(f"GX kept {len(loaded.values())} of {len(configs)} expectations")
+        problems.append(f"GX kept {kept} of {len(configs)} expectations")
     raise ContractError(f"expectation suite {source}: {'; '.join(problems)}")
 
 
@@ -311,7 +312,7 @@ def _known_types(kinds: Iterable[str]) -> set[str]:
     for kind in kinds:
         try:
             registry.get_expectation_impl(kind)
-        except Exception:  # noqa: BLE001, S112 - not registered
+        except Exception:  # not registered
             continue
         known.add(kind)
     return known
@@ -446,7 +447,9 @@ def validate(
     for f in contract.fields:
         if f.name in absent:
             plan.append(_Check("expect_column_to_exist", {"column": f.name}, "column exists",
-                               "reader", count=int(table.num_rows)))
+                               "reader"))
+            if f.name in issues:
+                plan.append(_type_issue_check(f.name, f.type, issues.pop(f.name)))
             continue
         for check in _field_checks(f, contract.primary_key):
             plan.append(check)
@@ -484,3 +487,349 @@ def _type_issue_check(column: str, kind: str, found: list[tuple[int, Any]]) -> _
     return _Check("expect_column_values_to_have_contract_type", {"column": column, "type": kind},
                   f"values have the contract type ({kind})", "reader",
                   failing=tuple(found), count=len(found))
+
+
+# --------------------------------------------------------------------------- running GX
+
+
+def _to_frame(table: Any) -> Any:
+    """The table as pandas, zero-copy where it can be, in dtypes GX checks quickly.
+
+    Arrow-backed columns (``pd.ArrowDtype``) throughout, except: floating columns become
+    numpy float64 (null as NaN) and integer columns without nulls numpy int64, because
+    GX's ExpectColumnValuesToBeBetween is vectorized only for numpy int/float dtypes (it
+    calls a Python function per value otherwise: about 1 s per million rows). Naive
+    timestamps are read as UTC, like the canonical form does.
+    """
+    pa: Any = importlib.import_module("pyarrow")
+    pd: Any = importlib.import_module("pandas")
+    data: dict[str, Any] = {}
+    for name, chunked in zip(table.column_names, table.columns, strict=True):
+        column, kind = chunked, chunked.type
+        if pa.types.is_dictionary(kind):
+            column = column.cast(kind.value_type)
+            kind = column.type
+        series: Any = None
+        if pa.types.is_floating(kind):
+            series = column.cast(pa.float64()).to_pandas()
+        elif pa.types.is_integer(kind) and column.null_count == 0:
+            try:
+                series = column.cast(pa.int64()).to_pandas()
+            except (pa.ArrowInvalid, OverflowError):
+                series = None  # uint64 beyond int64: keep it Arrow-backed
+        elif pa.types.is_timestamp(kind) and kind.tz is None:
+            column = column.cast(pa.timestamp(kind.unit, tz="UTC"))
+        if series is None:
+            series = column.to_pandas(types_mapper=pd.ArrowDtype)
+        data[name] = series
+    return pd.DataFrame(data, copy=False)
+
+
+def _run_gx(table: Any, contract: Contract, checks: Sequence[_Check]) -> list[dict[str, Any]]:
+    """Run ``checks`` on ``table`` in an ephemeral GX context; one result per check, in order."""
+    if not checks:
+        return []
+    gx = _gx()
+    suite = _build_suite(f"contract:{contract.name}", checks, source=contract.name)
+    frame = _to_frame(table)
+    base: Any = importlib.import_module("great_expectations.data_context.types.base")
+    # In-memory stores, no data-docs site (GX's default ephemeral config points one at a
+    # temporary directory), no progress bars on stderr, no analytics.
+    config = base.DataContextConfig(
+        store_backend_defaults=base.InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=base.ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    with _quiet():
+        context = gx.get_context(mode="ephemeral", project_config=config)
+        batch = (
+            context.data_sources.add_pandas("delivery")
+            .add_dataframe_asset("table")
+            .add_batch_definition_whole_dataframe("whole table")
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
+        # SUMMARY lists the first unexpected values and their row indices. The primary key
+        # is looked up in the Arrow table for those rows only: GX's own
+        # unexpected_index_column_names walks every unexpected row in Python with
+        # DataFrame.at (38 s for a column whose million values all fail).
+        outcome = batch.validate(suite, result_format={
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": FAILING_ROWS_CAP,
+        })
+    by_check: dict[int, Any] = {}
+    for result in outcome.results:
+        index = (result.expectation_config.meta or {}).get(_CHECK_META)
+        if isinstance(index, int):
+            by_check[index] = result
+    rows = _Rows(table, contract.primary_key)
+    return [_gx_result(check, by_check.get(i), rows) for i, check in enumerate(checks)]
+
+
+class _Rows:
+    """Look up failing rows in the Arrow table: their primary key and offending values."""
+
+    def __init__(self, table: Any, key: Sequence[str]) -> None:
+        self.table = table
+        present = set(table.column_names)
+        self.key = list(key) if key and all(k in present for k in key) else []
+
+    def failing(self, rows: Sequence[int], columns: Sequence[str],
+                values: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        pa: Any = importlib.import_module("pyarrow")
+        rows = [int(r) for r in rows[:FAILING_ROWS_CAP]]
+        valid = [r for r in rows if 0 <= r < self.table.num_rows]
+        where = pa.array(valid, pa.int64())
+        present = [c for c in columns if c in set(self.table.column_names)]
+        looked_up = {c: dict(zip(valid, self.table.column(c).take(where).to_pylist(),
+                                 strict=True))
+                     for c in {*self.key, *present}}
+        entries = []
+        for j, row in enumerate(rows):
+            if self.key and row in looked_up[self.key[0]]:
+                key = {k: _json_safe(looked_up[k][row]) for k in self.key}
+            else:
+                key = {"row": row}
+            value: Any
+            if values is not None:
+                value = values[j]
+            elif len(present) == 1:
+                value = looked_up[present[0]].get(row)
+            elif present:
+                value = {c: looked_up[c].get(row) for c in present}
+            else:
+                value = None
+            entries.append({"key": key, "row": row, "value": _json_safe(value)})
+        return entries
+
+
+def _result(check: _Check, success: bool, **found: Any) -> dict[str, Any]:
+    percent = found.get("unexpected_percent")
+    return {
+        "expectation": check.expectation,
+        "check": check.description,
+        "origin": check.origin,
+        "columns": check.columns,
+        "kwargs": _json_safe(dict(check.kwargs)),
+        "success": success,
+        "unexpected_count": found.get("unexpected_count"),
+        "unexpected_percent": None if percent is None else round(float(percent), 6),
+        "observed_value": _json_safe(found.get("observed_value")),
+        "errors": found.get("errors", []),
+        "failing_rows": found.get("failing_rows", []),
+    }
+
+
+def _gx_result(check: _Check, outcome: Any, rows: _Rows) -> dict[str, Any]:
+    if outcome is None:
+        return _result(check, False, errors=["Great Expectations returned no result"])
+    found: dict[str, Any] = dict(outcome.result or {})
+    success = bool(outcome.success)
+    count = found.get("unexpected_count")
+    failing: list[dict[str, Any]] = []
+    if not success:
+        indices = [i for i in found.get("partial_unexpected_index_list") or []
+                   if isinstance(i, int) or hasattr(i, "__index__")]
+        failing = rows.failing([int(i) for i in indices], check.columns)
+    return _result(
+        check, success,
+        unexpected_count=None if count is None else int(count),
+        unexpected_percent=found.get("unexpected_percent"),
+        observed_value=found.get("observed_value"),
+        errors=_exception_messages(outcome.exception_info),
+        failing_rows=failing,
+    )
+
+
+def _reader_result(check: _Check, table: Any, contract: Contract) -> dict[str, Any]:
+    if check.expectation == "expect_column_to_exist":
+        return _result(check, False, observed_value="absent from the delivery")
+    rows = int(table.num_rows)
+    listed = check.failing[:FAILING_ROWS_CAP]
+    return _result(
+        check, False,
+        unexpected_count=check.count,
+        unexpected_percent=100.0 * check.count / rows if rows else 100.0,
+        failing_rows=_Rows(table, contract.primary_key).failing(
+            [row for row, _ in listed], check.columns, [value for _, value in listed]
+        ),
+    )
+
+
+def _exception_messages(info: Any) -> list[str]:
+    """GX's exception messages (no tracebacks: they carry paths and line numbers)."""
+    messages: set[str] = set()
+
+    def collect(item: Any) -> None:
+        if not isinstance(item, Mapping):
+            return
+        if "exception_message" in item or "raised_exception" in item:
+            message = item.get("exception_message")
+            if message and (item.get("raised_exception") or item.get("exception_traceback")):
+                messages.add(" ".join(str(message).split()))
+            return
+        for value in item.values():
+            collect(value)
+
+    collect(info)
+    return sorted(messages)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data: ISO 8601 dates, no NaN, numpy scalars unwrapped."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else str(value)
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_json_safe(v) for v in value), key=repr)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return _json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2327;
+background:#f6f7f9}
+main{max-width:1200px;margin:0 auto;padding:24px}
+header{background:#fff;border:1px solid #d0d5dc;border-radius:8px;padding:16px 20px;
+margin-bottom:20px}
+h1{margin:0 0 8px;font-size:22px}
+h2{font-size:18px;margin:28px 0 10px}
+h3{font-size:16px;margin:0 0 8px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
+dt{color:#555}dd{margin:0;word-break:break-all}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:14px}
+th,td{border:1px solid #d0d5dc;padding:6px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
+.pass{background:#1a7f37}.fail{background:#c62828}
+h1 .badge{font-size:18px;padding:4px 14px;margin-right:10px}
+tr.failed td{background:#fff4f4}
+code,.kw{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+.kw{color:#555;word-break:break-all}
+section.failure{background:#fff;border:1px solid #e3b5b5;border-radius:8px;padding:14px 16px;
+margin-bottom:16px}
+.muted{color:#666}
+ul.errors{color:#8a1c1c;margin:6px 0}
+"""
+
+
+_ORIGINS = {"reader": "found by the reader", "suite": "contract's extra suite"}
+
+
+def _esc(value: Any) -> str:
+    if value is None:
+        return '<em class="muted">null</em>'
+    if not isinstance(value, str):
+        value = json.dumps(_json_safe(value), ensure_ascii=False, sort_keys=True)
+    return html.escape(value, quote=True)
+
+
+def _short(value: Any, limit: int = 240) -> str:
+    text = json.dumps(_json_safe(value), ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _render_html(report: ValidationReport) -> str:
+    verdict = "PASS" if report.success else "FAIL"
+    failed = report.failures
+    lines = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{verdict}: validation of {_esc(report.source_name)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<header>",
+        f'<h1><span class="badge {verdict.lower()}">{verdict}</span>'
+        f"{_esc(report.source_name)}</h1>",
+        "<dl>",
+        f"<dt>Source</dt><dd>{_esc(report.source_name)}</dd>",
+        f"<dt>Contract</dt><dd>{_esc(report.contract_name)} "
+        f'<span class="muted">sha256 {_esc(report.contract_sha256)}</span></dd>',
+        f"<dt>Rows</dt><dd>{report.rows:,}</dd>",
+        f"<dt>Checks</dt><dd>{len(report.results)} run, {len(report.results) - len(failed)} "
+        f"passed, {len(failed)} failed</dd>",
+        f"<dt>Validator</dt><dd>{_esc(report.engine)}</dd>",
+        "</dl></header>",
+        "<h2>Checks</h2>",
+        "<table><thead><tr><th>#</th><th>Status</th><th>Check</th><th>Column(s)</th>"
+        "<th>Expectation</th><th>Unexpected</th><th>%</th></tr></thead><tbody>",
+    ]
+    for number, result in enumerate(report.results, 1):
+        ok = bool(result["success"])
+        count = result.get("unexpected_count")
+        percent = result.get("unexpected_percent")
+        check = _esc(result["check"])
+        if not ok:
+            check = f'<a href="#check-{number}">{check}</a>'
+        if result.get("origin") in _ORIGINS:
+            check += f'<br><span class="muted">{_ORIGINS[result["origin"]]}</span>'
+        lines.append(
+            f'<tr class="{"passed" if ok else "failed"}"><td class="num">{number}</td>'
+            f'<td><span class="badge {"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}'
+            f"</span></td><td>{check}</td><td>{_esc(', '.join(result['columns']) or 'table')}</td>"
+            f"<td><code>{_esc(result['expectation'])}</code><br>"
+            f'<span class="kw">{_esc(_short(result["kwargs"]))}</span></td>'
+            f'<td class="num">{"" if count is None else f"{count:,}"}</td>'
+            f'<td class="num">{"" if percent is None else f"{percent:.4g}"}</td></tr>'
+        )
+    lines.append("</tbody></table>")
+    if failed:
+        lines.append("<h2>Failures</h2>")
+    for number, result in enumerate(report.results, 1):
+        if result["success"]:
+            continue
+        lines.append(f'<section class="failure" id="check-{number}">')
+        columns = ", ".join(result["columns"]) or "table"
+        lines.append(f"<h3>#{number} {_esc(result['check'])} — {_esc(columns)}</h3>")
+        lines.append(f'<p class="kw">{_esc(result["expectation"])} '
+                     f"{_esc(_short(result['kwargs'], 1000))}</p>")
+        count = result.get("unexpected_count")
+        if count is not None:
+            shown = len(result["failing_rows"])
+            more = f" (first {shown} shown)" if shown < count else ""
+            lines.append(f"<p>{count:,} unexpected value(s){more}.</p>")
+        if result.get("observed_value") is not None:
+            lines.append(f"<p>Observed: {_esc(result['observed_value'])}</p>")
+        if result.get("errors"):
+            lines.append('<ul class="errors">')
+            lines.extend(f"<li>{_esc(message)}</li>" for message in result["errors"])
+            lines.append("</ul>")
+        rows = result["failing_rows"]
+        if rows:
+            key_columns: list[str] = []
+            for entry in rows:
+                key_columns.extend(k for k in entry["key"] if k not in key_columns)
+            header = "".join(f"<th>{_esc(k)}</th>" for k in key_columns)
+            lines.append(f"<table><thead><tr>{header}<th>row index</th><th>value</th>"
+                         "</tr></thead><tbody>")
+            for entry in rows:
+                cells = "".join(f"<td>{_esc(entry['key'].get(k))}</td>" for k in key_columns)
+                lines.append(f'<tr>{cells}<td class="num">{entry.get("row", "")}</td>'
+                             f"<td>{_esc(entry['value'])}</td></tr>")
+            lines.append("</tbody></table>")
+        lines.append("</section>")
+    lines.append("</main></body></html>")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,32 @@
+"""Anchor ledgers: where signed checkpoints are anchored (DESIGN Ledgers).
+
+Every ledger has one small interface: ``submit(checkpoint)`` returns a
+receipt, and ``verify(receipt, checkpoint)`` returns nothing or raises a
+:class:`~anchoring.errors.VerificationError` saying why not.
+
+- :mod:`anchoring.ledgers.local`: the embedded default, an append-only,
+  hash-chained ledger kept in the log's own database. It shows the whole flow
+  on one machine; it is **not** an external anchor, since whoever controls the
+  log database controls it too.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Ledger"]
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class Ledger(Protocol):
+    """A place to anchor checkpoints."""
+
+    name: str
+
+    def submit(self, checkpoint_note: str) -> dict[str, Any]:
+        """Anchor a signed checkpoint and return the receipt."""
+        ...
+
+    def verify(self, receipt: Mapping[str, Any], checkpoint_note: str) -> None:
+        """Raise unless ``receipt`` anchors ``checkpoint_note`` in this ledger."""
+        ...

@@ -1,0 +1,106 @@
+"""The local anchor ledger: append-only and hash-chained, in the log's own database.
+
+Each entry is a receipt (``trialproof/local-ledger/v1``) whose ``entry_hash``
+covers its fields, including ``previous``, the entry hash before it. Rewriting
+any entry breaks every later link. This ledger lives with the log, so it
+demonstrates the anchoring flow but is not an independent anchor: use an
+Ethereum ledger or witnesses for that.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LocalLedger"]
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+
+from anchoring.checkpoint import Checkpoint
+from anchoring.errors import VerificationError
+from anchoring.ledgers.receipts import LOCAL_RECEIPT_TYPE, check_local_receipt, local_entry_hash
+from anchoring.log import TransparencyLog
+from anchoring.note import parse_note
+
+_metadata = MetaData()
+ledger_entries = Table(
+    "anchor_local_ledger",
+    _metadata,
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+    Column("receipt", Text, nullable=False),
+)
+
+
+class LocalLedger:
+    """The embedded ledger beside a :class:`TransparencyLog`."""
+
+    name = "local"
+
+    def __init__(self, log: TransparencyLog) -> None:
+        self.log = log
+        with log.serialized() as (conn, _size):
+            _metadata.create_all(conn, checkfirst=True)
+
+    @property
+    def ledger_id(self) -> str:
+        return f"{self.log.origin}#local"
+
+    def submit(self, checkpoint_note: str) -> dict[str, Any]:
+        """Append an entry anchoring ``checkpoint_note``; serialized with log appends."""
+        note = parse_note(checkpoint_note)
+        checkpoint = Checkpoint.from_body(note.text)
+        with self.log.serialized() as (conn, _size):
+            last = conn.execute(
+                select(ledger_entries.c.idx, ledger_entries.c.entry_hash)
+                .order_by(ledger_entries.c.idx.desc()).limit(1)
+            ).first()
+            receipt: dict[str, Any] = {
+                "type": LOCAL_RECEIPT_TYPE,
+                "ledger": self.ledger_id,
+                "index": 0 if last is None else int(last[0]) + 1,
+                "origin": checkpoint.origin,
+                "size": checkpoint.size,
+                "root": checkpoint.root.hex(),
+                "checkpoint_sha256": hashlib.sha256(note.text.encode()).hexdigest(),
+                "previous": None if last is None else str(last[1]),
+                "anchored_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            receipt["entry_hash"] = local_entry_hash(receipt)
+            conn.execute(insert(ledger_entries).values(
+                idx=receipt["index"], entry_hash=receipt["entry_hash"],
+                receipt=json.dumps(receipt, sort_keys=True)))
+        return receipt
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self.log.reading() as conn:
+            rows = conn.execute(select(ledger_entries.c.receipt)
+                                .order_by(ledger_entries.c.idx)).all()
+        return [json.loads(row[0]) for row in rows]
+
+    def verify_chain(self) -> None:
+        """Raise unless every entry is intact and linked to the one before it."""
+        previous: str | None = None
+        for i, entry in enumerate(self.entries()):
+            if entry.get("index") != i:
+                raise VerificationError(f"local ledger entry {i} has index {entry.get('index')}")
+            if local_entry_hash(entry) != entry.get("entry_hash"):
+                raise VerificationError(f"local ledger entry {i} was altered")
+            if entry.get("previous") != previous:
+                raise VerificationError(f"local ledger entry {i} does not link to entry {i - 1}")
+            previous = entry["entry_hash"]
+
+    def verify(self, receipt: Mapping[str, Any], checkpoint_note: str) -> None:
+        """Offline checks, then: the ledger holds this very entry, and its chain is intact."""
+        checkpoint = Checkpoint.from_body(parse_note(checkpoint_note).text)
+        check_local_receipt(receipt, checkpoint, checkpoint_note)
+        if receipt.get("ledger") != self.ledger_id:
+            raise VerificationError(f"receipt is from ledger {receipt.get('ledger')!r}")
+        entries = self.entries()
+        index = receipt["index"]
+        if index >= len(entries) or entries[index]["entry_hash"] != receipt["entry_hash"]:
+            raise VerificationError(f"the local ledger holds no entry {index} with this hash")
+        self.verify_chain()

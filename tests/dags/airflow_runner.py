@@ -1,0 +1,70 @@
+"""Run Airflow in a clean process, for the DAG tests (the caller sets the environment).
+
+    python airflow_runner.py dagbag            -> the DAG ids and import errors of dags/
+    python airflow_runner.py test DAG [DAG...] -> dag.test() each DAG in turn
+
+The result is printed as one JSON line starting with ``RESULT `` (the task logs
+go to the same output, before it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+MARK = "RESULT "
+
+
+def _bag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    # Examples are off through AIRFLOW__CORE__LOAD_EXAMPLES (3.3 dropped include_examples).
+    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def dagbag() -> dict[str, Any]:
+    bag = _bag()
+    return {"dag_ids": sorted(bag.dag_ids), "import_errors": dict(bag.import_errors)}
+
+
+def test(dag_ids: list[str]) -> dict[str, Any]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    bag = _bag()
+    runs = []
+    for dag_id in dag_ids:
+        if dag_id not in bag.dags:
+            raise SystemExit(f"no DAG {dag_id}; import errors: {bag.import_errors}")
+        started = time.monotonic()
+        run = bag.dags[dag_id].test()
+        seconds = time.monotonic() - started
+        with create_session() as session:
+            tis = session.scalars(select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)).all()
+            tasks = sorted(({"task_id": ti.task_id, "map_index": ti.map_index,
+                             "state": str(ti.state), "label": ti.rendered_map_index,
+                             "try_number": ti.try_number} for ti in tis),
+                           key=lambda t: (t["task_id"], t["map_index"]))
+        runs.append({"dag_id": dag_id, "run_id": run.run_id, "state": str(run.state),
+                     "seconds": round(seconds, 2), "tasks": tasks})
+    return {"runs": runs}
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["dagbag"]:
+        result = dagbag()
+    elif argv[:1] == ["test"] and len(argv) > 1:
+        result = test(argv[1:])
+    else:
+        raise SystemExit(__doc__)
+    sys.stdout.flush()
+    print(MARK + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
