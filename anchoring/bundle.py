@@ -115,8 +115,19 @@ def parse_record_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof:
     bundle = _object(obj, "bundle")
     if bundle.get("type") != RECORD_PROOF_TYPE:
         raise BundleFormatError(f'bundle "type" must be "{RECORD_PROOF_TYPE}"')
-    required = ("record", "salt", "leaf_index", "dataset_size", "dataset_proof", "manifest",
-                "log_index", "log_size", "log_proof", "checkpoint", "anchors")
+    required = (
+        "record",
+        "salt",
+        "leaf_index",
+        "dataset_size",
+        "dataset_proof",
+        "manifest",
+        "log_index",
+        "log_size",
+        "log_proof",
+        "checkpoint",
+        "anchors",
+    )
     missing = [name for name in required if name not in bundle]
     if missing:
         raise BundleFormatError(f"bundle is missing {', '.join(missing)}")

@@ -48,8 +48,10 @@ def format_number(value: float) -> str:
     int_part, _, frac_part = mantissa.partition(".")
     digits = (int_part + frac_part).lstrip("0")
     # n such that value = 0.d1d2...dk x 10**n
-    n = len(int_part) + int(exp or 0) if int_part != "0" else int(exp or 0) - (
-        len(frac_part) - len(frac_part.lstrip("0"))
+    n = (
+        len(int_part) + int(exp or 0)
+        if int_part != "0"
+        else int(exp or 0) - (len(frac_part) - len(frac_part.lstrip("0")))
     )
     digits = digits.rstrip("0") or "0"
     k = len(digits)
@@ -182,7 +184,9 @@ def canonical_value(value: Any, field_type: str) -> Any:
 def _is_boolean(value: Any) -> bool:
     # numpy.bool_ is not a bool subclass, but is a boolean all the same.
     kind = type(value)
-    return isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    )
 
 
 def _rfc3339(value: _dt.datetime) -> str:
@@ -203,7 +207,9 @@ def derive_trial_salt_key(master_key: bytes, trial: str) -> bytes:
     ).digest()
 
 
-def record_salt(trial_salt_key: bytes, trial: str, dataset: str, key_values: Sequence[Any]) -> bytes:
+def record_salt(
+    trial_salt_key: bytes, trial: str, dataset: str, key_values: Sequence[Any]
+) -> bytes:
     """HMAC-SHA256(trial salt key, JCS([trial, dataset, key values...])) (DESIGN Formats 3)."""
     message = canonical_json([trial, dataset, *key_values])
     return hmac.new(trial_salt_key, message, hashlib.sha256).digest()

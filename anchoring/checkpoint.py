@@ -55,18 +55,26 @@ class Checkpoint:
     def __post_init__(self) -> None:
         for line in (self.origin, *self.extensions):
             if not isinstance(line, str) or not line or _CONTROL.search(line):
-                raise NoteFormatError("checkpoint lines must be non-empty text without "
-                                      "newlines or control characters")
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or not (
-            0 <= self.size <= _MAX_SIZE
+                raise NoteFormatError(
+                    "checkpoint lines must be non-empty text without newlines or control characters"
+                )
+        if (
+            isinstance(self.size, bool)
+            or not isinstance(self.size, int)
+            or not (0 <= self.size <= _MAX_SIZE)
         ):
-            raise NoteFormatError(f"checkpoint size must be an integer in 0..2**63-1")
+            raise NoteFormatError("checkpoint size must be an integer in 0..2**63-1")
         if not isinstance(self.root, bytes) or len(self.root) != HASH_SIZE:
             raise NoteFormatError(f"checkpoint root must be {HASH_SIZE} bytes")
 
     def body(self) -> str:
         """The note text: origin, decimal size, base64 root, extension lines."""
-        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        lines = [
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root).decode(),
+            *self.extensions,
+        ]
         return "".join(line + "\n" for line in lines)
 
     @classmethod
@@ -81,8 +89,12 @@ class Checkpoint:
             raise NoteFormatError("checkpoint origin is empty")
         if any(not line for line in extensions):
             raise NoteFormatError("checkpoint has an empty extension line")
-        return cls(origin, _parse_decimal(size, "checkpoint size"),
-                   _parse_hash(root, "checkpoint root"), tuple(extensions))
+        return cls(
+            origin,
+            _parse_decimal(size, "checkpoint size"),
+            _parse_hash(root, "checkpoint root"),
+            tuple(extensions),
+        )
 
     def sign(self, signers: Sequence[Signer]) -> str:
         """The signed note text of this checkpoint."""

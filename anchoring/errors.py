@@ -3,7 +3,7 @@
 ::
 
     AnchoringError
-    ├── MalformedError            input that is not well-formed (bad hex, wrong length, bad JSON ...)
+    ├── MalformedError            input that is not well-formed (bad hex, wrong length ...)
     │   ├── InvalidHashError      a hash that is not 32 bytes
     │   ├── ProofShapeError       a proof of the wrong length for its (index, size)
     │   ├── NoteFormatError       a signed note or checkpoint that does not parse
@@ -42,7 +42,7 @@ __all__ = [
     "VerificationStep",
 ]
 
-from enum import Enum
+from enum import StrEnum
 
 
 class AnchoringError(Exception):
@@ -58,7 +58,7 @@ class InvalidHashError(MalformedError):
 
 
 class ProofShapeError(MalformedError):
-    """A proof has the wrong number of hashes for its (index, size), or the index is out of range."""
+    """A proof has the wrong length for its (index, size), or the index is out of range."""
 
 
 class NoteFormatError(MalformedError):
@@ -95,7 +95,7 @@ class SignatureError(VerificationError):
     """A note carries no valid signature from a trusted key."""
 
 
-class VerificationStep(str, Enum):
+class VerificationStep(StrEnum):
     """The steps of record-proof verification (DESIGN Formats 8), in order."""
 
     RECORD_LEAF = "record leaf"

@@ -35,24 +35,40 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
     """
     _require(manifest.get("type") == MANIFEST_TYPE, f'"type" must be "{MANIFEST_TYPE}"')
     for name in ("trial", "dataset", "ingested_at"):
-        _require(isinstance(manifest.get(name), str) and bool(manifest[name]), f'"{name}" must be a string')
-    _require(_is_count(manifest.get("version")) and manifest["version"] >= 1,
-             '"version" must be an integer >= 1')
+        _require(
+            isinstance(manifest.get(name), str) and bool(manifest[name]),
+            f'"{name}" must be a string',
+        )
+    _require(
+        _is_count(manifest.get("version")) and manifest["version"] >= 1,
+        '"version" must be an integer >= 1',
+    )
     _require(_is_count(manifest.get("records")), '"records" must be a non-negative integer')
     _require(_is_hex32(manifest.get("root")), '"root" must be 64 lowercase hex digits')
     previous = manifest.get("previous", 0)
     _require(previous is None or _is_hex32(previous), '"previous" must be a hex hash or null')
     contract = manifest.get("contract")
-    _require(isinstance(contract, Mapping) and isinstance(contract.get("name"), str)
-             and _is_hex32(contract.get("sha256")), '"contract" must be {name, sha256}')
+    _require(
+        isinstance(contract, Mapping)
+        and isinstance(contract.get("name"), str)
+        and _is_hex32(contract.get("sha256")),
+        '"contract" must be {name, sha256}',
+    )
     source = manifest.get("source")
-    _require(isinstance(source, Mapping) and isinstance(source.get("name"), str)
-             and _is_hex32(source.get("sha256")) and _is_count(source.get("bytes")),
-             '"source" must be {name, sha256, bytes}')
+    _require(
+        isinstance(source, Mapping)
+        and isinstance(source.get("name"), str)
+        and _is_hex32(source.get("sha256"))
+        and _is_count(source.get("bytes")),
+        '"source" must be {name, sha256, bytes}',
+    )
     validation = manifest.get("validation")
-    _require(isinstance(validation, Mapping) and isinstance(validation.get("success"), bool)
-             and _is_hex32(validation.get("report_sha256")),
-             '"validation" must be {success, report_sha256}')
+    _require(
+        isinstance(validation, Mapping)
+        and isinstance(validation.get("success"), bool)
+        and _is_hex32(validation.get("report_sha256")),
+        '"validation" must be {success, report_sha256}',
+    )
 
 
 def manifest_leaf_input(manifest: Mapping[str, Any]) -> bytes:

@@ -251,7 +251,9 @@ def sign_note(text: str, signers: Sequence[Signer], timestamp: int | None = None
     return text + "\n" + "".join(s.signature_line(text, timestamp) for s in signers)
 
 
-def open_note(note: str | bytes | Note, verifiers: Iterable[Verifier]) -> tuple[Note, list[Verifier]]:
+def open_note(
+    note: str | bytes | Note, verifiers: Iterable[Verifier]
+) -> tuple[Note, list[Verifier]]:
     """Verify a note against trusted keys and return it with the keys that signed it.
 
     Raises :class:`SignatureError` when no trusted key signed it, or when a
@@ -266,9 +268,11 @@ def open_note(note: str | bytes | Note, verifiers: Iterable[Verifier]) -> tuple[
             continue  # unknown keys are ignored (C2SP signed-note)
         if verifier.sig_type == COSIGNATURE_V1:
             timestamp = int.from_bytes(sig.signature[:8], "big")
-            ok = (len(sig.signature) == 72 and timestamp < 2**63
-                  and verifier.verify(cosignature_message(timestamp, parsed.text),
-                                      sig.signature[8:]))
+            ok = (
+                len(sig.signature) == 72
+                and timestamp < 2**63
+                and verifier.verify(cosignature_message(timestamp, parsed.text), sig.signature[8:])
+            )
         else:
             ok = verifier.verify(parsed.text.encode(), sig.signature)
         if not ok:

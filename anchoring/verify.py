@@ -23,9 +23,9 @@ from anchoring.errors import (
     VerificationError,
     VerificationStep,
 )
+from anchoring.ledgers.receipts import OFFLINE_CHECKS
 from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import leaf_hash
-from anchoring.ledgers.receipts import OFFLINE_CHECKS
 from anchoring.merkle.verify import root_from_inclusion_proof, verify_consistency
 from anchoring.note import Verifier, open_note, parse_note
 
@@ -65,8 +65,10 @@ def verify_record_proof(
     except AnchoringError as exc:
         raise _fail(VerificationStep.MANIFEST, str(exc)) from None
     if proof.manifest["records"] != proof.dataset_size:
-        raise _fail(VerificationStep.MANIFEST,
-                    f"manifest has {proof.manifest['records']} records, proof says {proof.dataset_size}")
+        raise _fail(
+            VerificationStep.MANIFEST,
+            f"manifest has {proof.manifest['records']} records, proof says {proof.dataset_size}",
+        )
 
     try:
         dataset_root = root_from_inclusion_proof(
@@ -75,8 +77,9 @@ def verify_record_proof(
     except AnchoringError as exc:
         raise _fail(VerificationStep.DATASET_PATH, str(exc)) from None
     if dataset_root.hex() != proof.manifest["root"]:
-        mismatch = RootMismatchError(bytes.fromhex(proof.manifest["root"]), dataset_root,
-                                     "dataset root")
+        mismatch = RootMismatchError(
+            bytes.fromhex(proof.manifest["root"]), dataset_root, "dataset root"
+        )
         raise _fail(VerificationStep.DATASET_PATH, str(mismatch))
 
     try:
@@ -94,11 +97,14 @@ def verify_record_proof(
     except AnchoringError as exc:
         raise _fail(VerificationStep.LOG_PATH, str(exc)) from None
     if proof.log_size != checkpoint.size:
-        raise _fail(VerificationStep.LOG_PATH,
-                    f"log_size {proof.log_size} is not the checkpoint's size {checkpoint.size}")
+        raise _fail(
+            VerificationStep.LOG_PATH,
+            f"log_size {proof.log_size} is not the checkpoint's size {checkpoint.size}",
+        )
     if log_root != checkpoint.root:
-        raise _fail(VerificationStep.LOG_PATH,
-                    str(RootMismatchError(checkpoint.root, log_root, "log root")))
+        raise _fail(
+            VerificationStep.LOG_PATH, str(RootMismatchError(checkpoint.root, log_root, "log root"))
+        )
 
     try:
         open_note(note, trusted)
@@ -112,15 +118,17 @@ def verify_record_proof(
         if check is None:
             raise _fail(VerificationStep.ANCHOR, f"anchors[{i}] has unknown type {kind!r}")
         try:
-            anchored, anchored_note = _anchored_checkpoint(receipt, checkpoint, proof.checkpoint,
-                                                           trusted)
+            anchored, anchored_note = _anchored_checkpoint(
+                receipt, checkpoint, proof.checkpoint, trusted
+            )
             check(receipt, anchored, anchored_note)
         except AnchoringError as exc:
             raise _fail(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None
 
 
-def _anchored_checkpoint(receipt: Mapping[str, Any], checkpoint: Checkpoint, note: str,
-                         trusted: Sequence[Verifier]) -> tuple[Checkpoint, str]:
+def _anchored_checkpoint(
+    receipt: Mapping[str, Any], checkpoint: Checkpoint, note: str, trusted: Sequence[Verifier]
+) -> tuple[Checkpoint, str]:
     """The checkpoint a receipt commits to: the proof's own, or a later signed one that
     the receipt carries with a consistency proof from the proof's (RFC 9162 §2.1.4.2)."""
     later_note = receipt.get("checkpoint")

@@ -814,7 +814,9 @@ class _Suite:
             row = [f"{self.n_proofs:,} {X} `inclusion_proof` on `MerkleTree.open(path)` "
                    "(fresh process)",
                    f"{fmt_seconds(sp.best)} ({self.runs('stored_proofs')})",
-                   fmt_seconds(sp.cpu), fmt_rate(rate, "proofs"), fmt_bytes(sp.peak),
+                   fmt_seconds(sp.cpu),
+                   f"{fmt_rate(rate, 'proofs')} ({self.n_proofs / sp.cpu:,.0f} per CPU-second)",
+                   fmt_bytes(sp.peak),
                    f"`open` itself: {fmt_seconds(sp.extra.get('open_seconds', 0))}; "
                    f"{sp.extra.get('proof_hashes')} hashes per proof; "
                    f"{sp.extra.get('verified_samples')} sampled proofs verified"]
@@ -912,37 +914,57 @@ class _Suite:
 
     def md_targets(self, proofs_rate: float | None,
                    bundle_rate: float | None) -> tuple[list[str], list[dict[str, Any]]]:
-        ours = self.ours
+        """Targets are judged on wall time; the CPU view says what an idle machine would do."""
+        ours, r = self.ours, self.r
+        ours_cpu = r["ours_list"].cpu if self.ok("ours_list") else None
         targets = []
         if ours and self.ok("plain"):
-            x = self.r["plain"].best / ours
+            x = r["plain"].best / ours
+            view = NA
+            if ours_cpu:
+                ceiling = r["plain"].cpu / ours_cpu * (self.ctx.machine.get("nproc") or 1)
+                view = (f"ours uses {fmt_ratio(ours_cpu / r['plain'].cpu)} the plain loop's CPU "
+                        f"time, so its speed-up can only come from its threads: at most "
+                        f"{fmt_ratio(ceiling)} with every CPU free")
             targets.append(_target(f"ours >= 2{X} faster than the plain hashlib loop", x,
-                                   TARGET_PLAIN, f"{fmt_ratio(x)} faster"))
+                                   TARGET_PLAIN, f"{fmt_ratio(x)} faster", view))
         pm, extrapolated = self.pymerkle_time()
         if ours and pm:
             x = pm / ours
+            view = (f"{fmt_ratio(r['pymerkle'].cpu / ours_cpu)} less CPU"
+                    if self.ok("pymerkle") and ours_cpu else NA)
             targets.append(_target(f"ours >= 10{X} faster than pymerkle", x, TARGET_PYMERKLE,
                                    f"{fmt_ratio(x)} faster"
-                                   + (" (extrapolated)" if extrapolated else "")))
+                                   + (" (extrapolated)" if extrapolated else ""), view))
+        view = (f"{self.n_proofs / r['stored_proofs'].cpu:,.0f} per CPU-second"
+                if self.ok("stored_proofs") else NA)
         targets.append(_target("stored-tree proofs >= 20,000/s", proofs_rate, TARGET_PROOFS,
-                               fmt_rate(proofs_rate, "proofs") if proofs_rate else NA))
+                               fmt_rate(proofs_rate, "proofs") if proofs_rate else NA, view))
+        view = (f"{self.n_bundles / r['bundle_parse_verify'].cpu:,.0f} per CPU-second"
+                if self.ok("bundle_parse_verify") else NA)
         targets.append(_target("bundles, parse + verify >= 5,000/s", bundle_rate,
                                TARGET_BUNDLES,
-                               fmt_rate(bundle_rate, "bundles") if bundle_rate else NA))
+                               fmt_rate(bundle_rate, "bundles") if bundle_rate else NA, view))
         lines = ["### Targets", "",
-                 markdown_table(["Target", "Measured", "Met"],
-                                [[t["target"], t["shown"], _yes(t["met"])] for t in targets]),
+                 "Judged on wall time (best run). The last column is the same measurement seen "
+                 "through CPU time, which the background load disturbs much less.", "",
+                 markdown_table(["Target", "Measured", "Met", "CPU-time view"],
+                                [[t["target"], t["shown"], _yes(t["met"]), t["cpu_view"]]
+                                 for t in targets]),
                  ""]
         also = []
         if ours and self.ok("floor"):
-            also.append(f"ours takes {fmt_ratio(ours / self.r['floor'].best)} the time of the "
-                        "physical floor (one sha256 over all leaf bytes)")
+            also.append(f"ours takes {fmt_ratio(ours / r['floor'].best)} the time of the "
+                        "physical floor (one sha256 over all leaf bytes; CPU "
+                        f"{fmt_ratio(ours_cpu / r['floor'].cpu) if ours_cpu else NA})")
         if ours and self.ok("ours_arrow"):
-            also.append(f"from Arrow, ours takes {fmt_ratio(self.r['ours_arrow'].best / ours)} "
-                        "the time it takes from a list")
-        if ours and self.ok("ours_leaves"):
-            share = self.r["ours_leaves"].best / ours
-            also.append(f"the leaf level is {share:.0%} of ours (list input)")
+            memory = r["ours_arrow"].peak / max(1, r["ours_list"].peak)
+            also.append(f"from Arrow, ours takes {fmt_ratio(r['ours_arrow'].best / ours)} "
+                        f"the time and {fmt_ratio(memory)} the peak memory it takes from a list")
+        if ours_cpu and self.ok("ours_leaves"):
+            share = r["ours_leaves"].cpu / ours_cpu
+            also.append(f"the leaf level is {share:.0%} of ours' CPU time (list input), the "
+                        f"node levels about {1 - share:.0%}")
         if also:
             lines += ["Also: " + "; ".join(also) + ".", ""]
         return lines, targets
@@ -992,9 +1014,11 @@ class _Suite:
         return SuiteReport(NAME, data, "\n".join(lines).rstrip() + "\n", list(self.failures))
 
 
-def _target(desc: str, value: float | None, threshold: float, shown: str) -> dict[str, Any]:
+def _target(desc: str, value: float | None, threshold: float, shown: str,
+            cpu_view: str) -> dict[str, Any]:
     met = None if value is None else value >= threshold
-    return {"target": desc, "value": value, "threshold": threshold, "shown": shown, "met": met}
+    return {"target": desc, "value": value, "threshold": threshold, "shown": shown, "met": met,
+            "cpu_view": cpu_view}
 
 
 def _yes(met: bool | None) -> str:

@@ -33,8 +33,13 @@ class AnchorResult:
     receipts: dict[str, dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"size": self.size, "root": self.root, "previous_size": self.previous_size,
-                "checkpoint": self.checkpoint, "receipts": self.receipts}
+        return {
+            "size": self.size,
+            "root": self.root,
+            "previous_size": self.previous_size,
+            "checkpoint": self.checkpoint,
+            "receipts": self.receipts,
+        }
 
 
 def ledgers_for(home: Home) -> list[Ledger]:
@@ -60,16 +65,20 @@ def anchored(home: Home) -> list[int]:
     base = _anchor_root(home)
     if not base.is_dir():
         return []
-    return sorted(int(p.name) for p in base.iterdir()
-                  if p.name.isdigit() and (p / "checkpoint.txt").is_file())
+    return sorted(
+        int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "checkpoint.txt").is_file()
+    )
 
 
 def receipts_for(home: Home, size: int) -> tuple[str, dict[str, dict[str, Any]]]:
     """The anchored checkpoint of ``size`` and its receipts by ledger name."""
     folder = _anchor_root(home) / f"{size:012d}"
     note = (folder / "checkpoint.txt").read_text(encoding="utf-8")
-    receipts = {p.stem: json.loads(p.read_text(encoding="utf-8"))
-                for p in sorted(folder.glob("*.json")) if p.name != "consistency.json"}
+    receipts = {
+        p.stem: json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted(folder.glob("*.json"))
+        if p.name != "consistency.json"
+    }
     return note, receipts
 
 
@@ -79,7 +88,7 @@ def anchor(home: Home) -> AnchorResult | None:
     size = log.size()
     history = anchored(home)
     previous = history[-1] if history else None
-    if size == 0 or previous == size:
+    if size in (0, previous):
         return None
     note = log.sign_checkpoint(home.signer)
     checkpoint = open_checkpoint(note, [home.verifier], origin=home.origin)
@@ -99,9 +108,14 @@ def anchor(home: Home) -> AnchorResult | None:
     tmp = folder.with_name(f".{folder.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     write_text_durably(tmp / "checkpoint.txt", note)
-    write_text_durably(tmp / "consistency.json", json.dumps(
-        {"from_size": previous, "to_size": checkpoint.size, "proof": [h.hex() for h in proof]},
-        indent=2) + "\n")
+    write_text_durably(
+        tmp / "consistency.json",
+        json.dumps(
+            {"from_size": previous, "to_size": checkpoint.size, "proof": [h.hex() for h in proof]},
+            indent=2,
+        )
+        + "\n",
+    )
     for name, receipt in receipts.items():
         write_text_durably(tmp / f"{name}.json", json.dumps(receipt, indent=2) + "\n")
     tmp.replace(folder)

@@ -69,10 +69,14 @@ class AuditReport:
         return not self.findings
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "versions_checked": self.versions_checked,
-                "log_size": self.log_size, "checkpoints_checked": self.checkpoints_checked,
-                "receipts_checked": self.receipts_checked,
-                "findings": [asdict(f) for f in self.findings]}
+        return {
+            "ok": self.ok,
+            "versions_checked": self.versions_checked,
+            "log_size": self.log_size,
+            "checkpoints_checked": self.checkpoints_checked,
+            "receipts_checked": self.receipts_checked,
+            "findings": [asdict(f) for f in self.findings],
+        }
 
 
 def _sha256(path: Path) -> str | None:
@@ -119,13 +123,18 @@ def _audit_version(home: Home, info: VersionInfo, entry_input: bytes) -> list[Fi
     return found
 
 
-def _audit_records(home: Home, info: VersionInfo, contract: Contract, table: pa.Table,
-                   finding: Any) -> list[Finding]:
+def _audit_records(
+    home: Home, info: VersionInfo, contract: Contract, table: pa.Table, finding: Any
+) -> list[Finding]:
     found: list[Finding] = []
     manifest = info.manifest
     if table.num_rows != manifest["records"]:
-        found.append(finding("records", f"{table.num_rows} records stored, the manifest "
-                                        f"committed {manifest['records']}"))
+        found.append(
+            finding(
+                "records",
+                f"{table.num_rows} records stored, the manifest committed {manifest['records']}",
+            )
+        )
     if SALT_COLUMN not in table.column_names or not set(contract.field_names) <= set(
         table.column_names
     ):
@@ -141,8 +150,13 @@ def _audit_records(home: Home, info: VersionInfo, contract: Contract, table: pa.
         found.append(finding("salts", "stored salts are not the ones the trial key gives"))
     root = MerkleTree.from_leaf_inputs(expected.leaf_inputs).root().hex()
     if root != manifest["root"]:
-        found.append(finding("root", f"records hash to root {root[:16]}…, the manifest "
-                                     f"committed {manifest['root'][:16]}… (records altered)"))
+        found.append(
+            finding(
+                "root",
+                f"records hash to root {root[:16]}…, the manifest "
+                f"committed {manifest['root'][:16]}… (records altered)",
+            )
+        )
     return found
 
 
@@ -156,36 +170,58 @@ def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
             report.findings.append(Finding("log-entry", f"log entry {expected_index} is missing"))
             break
         if leaf_hash(entry.leaf_input) != entry.leaf_hash:
-            report.findings.append(Finding("log-entry", f"log entry {entry.index} was rewritten: "
-                                                        "its leaf hash is not its input's"))
+            report.findings.append(
+                Finding(
+                    "log-entry",
+                    f"log entry {entry.index} was rewritten: its leaf hash is not its input's",
+                )
+            )
         hashes += leaf_hash(entry.leaf_input)
     if len(hashes) // 32 != size:
-        report.findings.append(Finding("log-entry", f"the log says it has {size} entries but "
-                                                    f"holds {len(hashes) // 32}"))
+        report.findings.append(
+            Finding(
+                "log-entry", f"the log says it has {size} entries but holds {len(hashes) // 32}"
+            )
+        )
     tree = MerkleTree.from_leaf_hashes(bytes(hashes))
     if size and log.root() != tree.root():
-        report.findings.append(Finding("log-tree", "the log's stored tree nodes do not match "
-                                                   "its entries"))
+        report.findings.append(
+            Finding("log-tree", "the log's stored tree nodes do not match its entries")
+        )
     previous: Checkpoint | None = None
     for cp_size, note in log.checkpoints():
         report.checkpoints_checked += 1
         try:
             checkpoint = open_checkpoint(note, [home.verifier], origin=home.origin)
         except AnchoringError as exc:
-            report.findings.append(Finding("checkpoint-signature",
-                                           f"checkpoint at size {cp_size}: {exc}"))
+            report.findings.append(
+                Finding("checkpoint-signature", f"checkpoint at size {cp_size}: {exc}")
+            )
             continue
         if checkpoint.size > size or tree.root(checkpoint.size) != checkpoint.root:
-            report.findings.append(Finding("checkpoint-root", f"checkpoint at size {cp_size} "
-                                           "does not match the log's entries"))
+            report.findings.append(
+                Finding(
+                    "checkpoint-root",
+                    f"checkpoint at size {cp_size} does not match the log's entries",
+                )
+            )
             continue
         if previous is not None:
             try:
-                verify_consistency(previous.size, checkpoint.size, previous.root, checkpoint.root,
-                                   log.consistency_proof(previous.size, checkpoint.size))
+                verify_consistency(
+                    previous.size,
+                    checkpoint.size,
+                    previous.root,
+                    checkpoint.root,
+                    log.consistency_proof(previous.size, checkpoint.size),
+                )
             except AnchoringError as exc:
-                report.findings.append(Finding("checkpoint-consistency",
-                                               f"sizes {previous.size} -> {checkpoint.size}: {exc}"))
+                report.findings.append(
+                    Finding(
+                        "checkpoint-consistency",
+                        f"sizes {previous.size} -> {checkpoint.size}: {exc}",
+                    )
+                )
         previous = checkpoint
     return tree
 
@@ -193,13 +229,23 @@ def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
 def _check_prefix(tree: MerkleTree, note: str, what: str, report: AuditReport) -> None:
     checkpoint = Checkpoint.from_body(parse_note(note).text)
     if checkpoint.size > tree.size:
-        report.findings.append(Finding("fork", f"{what} has size {checkpoint.size}, but the log "
-                                               f"now has only {tree.size} entries (truncated)"))
+        report.findings.append(
+            Finding(
+                "fork",
+                f"{what} has size {checkpoint.size}, but the log "
+                f"now has only {tree.size} entries (truncated)",
+            )
+        )
     elif tree.root(checkpoint.size) != checkpoint.root:
-        report.findings.append(Finding("fork", f"{what} committed root "
-                                               f"{checkpoint.root.hex()[:16]}… at size "
-                                               f"{checkpoint.size}; the log now has another "
-                                               "history (rewritten or re-grown)"))
+        report.findings.append(
+            Finding(
+                "fork",
+                f"{what} committed root "
+                f"{checkpoint.root.hex()[:16]}… at size "
+                f"{checkpoint.size}; the log now has another "
+                "history (rewritten or re-grown)",
+            )
+        )
 
 
 def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
@@ -213,8 +259,12 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
             report.receipts_checked += 1
             ledger = ledgers.get(name)
             if ledger is None:
-                report.findings.append(Finding("receipt", f"size {size}: no ledger {name!r} is "
-                                                          "configured to check its receipt"))
+                report.findings.append(
+                    Finding(
+                        "receipt",
+                        f"size {size}: no ledger {name!r} is configured to check its receipt",
+                    )
+                )
                 continue
             try:
                 ledger.verify(receipt, note)
@@ -234,8 +284,12 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
     remembered = home.path / "audit" / "last-clean-checkpoint.txt"
     if tree is not None:
         if remembered.is_file():
-            _check_prefix(tree, remembered.read_text(encoding="utf-8"),
-                          "the checkpoint of the last clean audit", report)
+            _check_prefix(
+                tree,
+                remembered.read_text(encoding="utf-8"),
+                "the checkpoint of the last clean audit",
+                report,
+            )
         _audit_anchors(home, tree, report)
     for dataset_trial, dataset in store.datasets():
         if trial is not None and dataset_trial != trial:
@@ -244,20 +298,26 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
         try:
             versions = store.versions(dataset_trial, dataset)
         except AnchoringError as exc:
-            report.findings.append(Finding("log-entry", f"versions cannot be listed: {exc}",
-                                           dataset_trial, dataset))
+            report.findings.append(
+                Finding("log-entry", f"versions cannot be listed: {exc}", dataset_trial, dataset)
+            )
             continue
         for number, info in enumerate(versions, start=1):
             report.versions_checked += 1
             report.findings.extend(_audit_version(home, info, info_input(home, info)))
             if info.version != number or info.manifest.get("previous") != previous_hash:
-                report.findings.append(Finding("version-chain", "version number or previous "
-                                               "hash does not follow the version before",
-                                               info.trial, info.dataset, info.version))
+                report.findings.append(
+                    Finding(
+                        "version-chain",
+                        "version number or previous hash does not follow the version before",
+                        info.trial,
+                        info.dataset,
+                        info.version,
+                    )
+                )
             previous_hash = info.leaf_hash.hex()
     latest = home.log().latest_checkpoint()
     if report.ok and latest is not None and trial is None:
         remembered.parent.mkdir(parents=True, exist_ok=True)
         write_text_durably(remembered, latest)
     return report
-

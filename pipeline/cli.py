@@ -416,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.UsageError as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
-    except Exception as exc:  # noqa: BLE001  every failure becomes one line and an exit code
+    except Exception as exc:
         click.echo(f"trialproof: {_one_line(exc)}", err=True)
         sys.exit(exit_code_for(exc))
     sys.exit(EXIT_OK)

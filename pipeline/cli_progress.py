@@ -24,13 +24,19 @@ def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str],
         started = time.perf_counter()
 
         def line(stage: str) -> None:
-            console.print(f"{title}: {stage} ({time.perf_counter() - started:.1f}s)",
-                          highlight=False)
+            console.print(
+                f"{title}: {stage} ({time.perf_counter() - started:.1f}s)", highlight=False
+            )
 
         yield line
         return
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(title)
 
         def update(stage: str) -> None:

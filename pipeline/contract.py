@@ -31,8 +31,16 @@ from anchoring.errors import CanonicalizationError
 from pipeline.errors import ContractError
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
-_CONSTRAINTS = {"required", "unique", "enum", "pattern", "minimum", "maximum", "maxLength",
-                "minLength"}
+_CONSTRAINTS = {
+    "required",
+    "unique",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "maxLength",
+    "minLength",
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,9 @@ def _parse_field(raw: Any, i: int, source: str) -> Field:
     name = raw["name"]
     ftype = raw.get("type", "string")
     if ftype not in FIELD_TYPES:
-        raise _where(source, f"field {name!r} has type {ftype!r}; expected one of "
-                             f"{', '.join(FIELD_TYPES)}")
+        raise _where(
+            source, f"field {name!r} has type {ftype!r}; expected one of {', '.join(FIELD_TYPES)}"
+        )
     constraints = raw.get("constraints", {})
     if not isinstance(constraints, Mapping):
         raise _where(source, f"field {name!r}: constraints must be an object")
@@ -101,13 +110,15 @@ def _parse_field(raw: Any, i: int, source: str) -> Field:
             raise _where(source, f"field {name!r}: pattern is not a valid regex: {exc}") from None
     for bound in ("minimum", "maximum"):
         value = constraints.get(bound)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            if not (ftype in ("date", "datetime") and isinstance(value, str)):
-                raise _where(source, f"field {name!r}: {bound} must be a number")
+        not_number = isinstance(value, bool) or not isinstance(value, int | float)
+        temporal_text = ftype in ("date", "datetime") and isinstance(value, str)
+        if value is not None and not_number and not temporal_text:
+            raise _where(source, f"field {name!r}: {bound} must be a number")
     for length in ("maxLength", "minLength"):
         value = constraints.get(length)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < 0):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
             raise _where(source, f"field {name!r}: {length} must be a non-negative integer")
     required = constraints.get("required", False)
     if not isinstance(required, bool):
@@ -187,7 +198,9 @@ def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Co
     ``<name>.schema.json``, searched recursively)."""
     path = Path(path_or_name)
     if not path.is_file() and "/" in str(path_or_name):
-        qualified = [d / f"{path_or_name}.json" for d in search if (d / f"{path_or_name}.json").is_file()]
+        qualified = [
+            d / f"{path_or_name}.json" for d in search if (d / f"{path_or_name}.json").is_file()
+        ]
         if qualified:
             path = qualified[0]
     if not path.is_file():
@@ -198,11 +211,15 @@ def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Co
             for hit in sorted(directory.rglob(pattern))
         ]
         if not candidates:
-            raise ContractError(f"contract {str(path_or_name)!r} not found (looked in "
-                                f"{', '.join(str(s) for s in search) or 'no directories'})")
+            raise ContractError(
+                f"contract {str(path_or_name)!r} not found (looked in "
+                f"{', '.join(str(s) for s in search) or 'no directories'})"
+            )
         if len(candidates) > 1:
-            raise ContractError(f"contract name {str(path_or_name)!r} is ambiguous: "
-                                f"{', '.join(str(c) for c in candidates)}; pass a path")
+            raise ContractError(
+                f"contract name {str(path_or_name)!r} is ambiguous: "
+                f"{', '.join(str(c) for c in candidates)}; pass a path"
+            )
         path = candidates[0]
     try:
         descriptor = json.loads(path.read_text(encoding="utf-8"))

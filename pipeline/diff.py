@@ -34,13 +34,16 @@ class DatasetDiff:
     from_version: int
     to_version: int
     key: tuple[str, ...]
-    added: pl.DataFrame     # key columns + __row (index in the new version)
-    removed: pl.DataFrame   # key columns + __row (index in the old version)
-    changed: pl.DataFrame   # key columns + __row_old, __row_new, __columns (list of names)
+    added: pl.DataFrame  # key columns + __row (index in the new version)
+    removed: pl.DataFrame  # key columns + __row (index in the old version)
+    changed: pl.DataFrame  # key columns + __row_old, __row_new, __columns (list of names)
 
     def summary(self) -> dict[str, int]:
-        return {"added": self.added.height, "removed": self.removed.height,
-                "changed": self.changed.height}
+        return {
+            "added": self.added.height,
+            "removed": self.removed.height,
+            "changed": self.changed.height,
+        }
 
     def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Changes as JSON-ready dicts: removed, then changed, then added (each in key order)."""
@@ -50,8 +53,10 @@ class DatasetDiff:
             for row in frame.iter_rows(named=True):
                 if limit is not None and len(out) >= limit:
                     return
-                entry: dict[str, Any] = {"change": kind,
-                                         "key": {k: _json_safe(row[k]) for k in self.key}}
+                entry: dict[str, Any] = {
+                    "change": kind,
+                    "key": {k: _json_safe(row[k]) for k in self.key},
+                }
                 if kind == "changed":
                     entry["from_index"] = row[f"{_ROW}_old"]
                     entry["to_index"] = row[f"{_ROW}_new"]
@@ -77,14 +82,16 @@ def _frame(info: VersionInfo) -> pl.DataFrame:
     leaves = MerkleTree.open(info.path / "tree.bin").leaf_hashes()
     frame = pl.from_arrow(table.drop_columns([SALT_COLUMN]))
     assert isinstance(frame, pl.DataFrame)
-    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(leaves) // 32,
-                                                 [None, pa.py_buffer(leaves)])
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), len(leaves) // 32, [None, pa.py_buffer(leaves)]
+    )
     hashes = pl.Series(_LEAF, fixed).cast(pl.Binary)
     return frame.with_columns(hashes, pl.int_range(0, frame.height, dtype=pl.Int64).alias(_ROW))
 
 
-def diff_versions(store: Store, trial: str, dataset: str, from_version: int,
-                  to_version: int) -> DatasetDiff:
+def diff_versions(
+    store: Store, trial: str, dataset: str, from_version: int, to_version: int
+) -> DatasetDiff:
     """Records added, removed and changed (with the changed columns) between two versions."""
     old_info = store.version(trial, dataset, from_version)
     new_info = store.version(trial, dataset, to_version)
@@ -94,19 +101,22 @@ def diff_versions(store: Store, trial: str, dataset: str, from_version: int,
     old_contract, new_contract = version_contract(old_info), version_contract(new_info)
     key = old_contract.primary_key
     if key != new_contract.primary_key:
-        raise StoreError(f"v{from_version} and v{to_version} have different primary keys "
-                         f"({list(key)} vs {list(new_contract.primary_key)}); cannot match records")
+        raise StoreError(
+            f"v{from_version} and v{to_version} have different primary keys "
+            f"({list(key)} vs {list(new_contract.primary_key)}); cannot match records"
+        )
     old, new = _frame(old_info), _frame(new_info)
     match = list(key) if key else [_LEAF]
     removed = old.join(new.select(match), on=match, how="anti", nulls_equal=True)
     added = new.join(old.select(match), on=match, how="anti", nulls_equal=True)
     both = old.join(new, on=match, how="inner", suffix="_new", nulls_equal=True)
-    if key:
-        changed = both.filter(pl.col(_LEAF) != pl.col(f"{_LEAF}_new"))
-    else:
-        changed = both.clear()
-    columns = [c for c in dict.fromkeys([*old_contract.field_names, *new_contract.field_names])
-               if c not in key]
+    # Without a key, records match by leaf hash, so a match is never a change.
+    changed = both.filter(pl.col(_LEAF) != pl.col(f"{_LEAF}_new")) if key else both.clear()
+    columns = [
+        c
+        for c in dict.fromkeys([*old_contract.field_names, *new_contract.field_names])
+        if c not in key
+    ]
     differs = []
     for column in columns:
         left = pl.col(column) if column in old.columns else pl.lit(None)
@@ -117,11 +127,17 @@ def diff_versions(store: Store, trial: str, dataset: str, from_version: int,
         *match,
         pl.col(_ROW).alias(f"{_ROW}_old"),
         pl.col(f"{_ROW}_new"),
-        pl.concat_list(differs).list.drop_nulls().alias("__columns") if differs
+        pl.concat_list(differs).list.drop_nulls().alias("__columns")
+        if differs
         else pl.lit([], dtype=pl.List(pl.String)).alias("__columns"),
     )
     return DatasetDiff(
-        trial, dataset, old_info.version, new_info.version, tuple(key),
-        added.select(*match, _ROW).sort(match), removed.select(*match, _ROW).sort(match),
+        trial,
+        dataset,
+        old_info.version,
+        new_info.version,
+        tuple(key),
+        added.select(*match, _ROW).sort(match),
+        removed.select(*match, _ROW).sort(match),
         changed.sort(match),
     )

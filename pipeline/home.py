@@ -70,8 +70,10 @@ class Home:
         if (path / _CONFIG).exists():
             raise HomeError(f"{path} is already a trialproof home; refusing to replace its keys")
         if not origin or any(c.isspace() for c in origin):
-            raise HomeError("the origin must be a non-empty string without spaces, "
-                            "such as trials.example.org/log")
+            raise HomeError(
+                "the origin must be a non-empty string without spaces, "
+                "such as trials.example.org/log"
+            )
         name = key_name or origin
         try:
             signer = Signer.generate(name)

@@ -69,8 +69,7 @@ class StagedDelivery:
     name: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "sha256": self.sha256, "size": self.size,
-                "name": self.name}
+        return {"path": str(self.path), "sha256": self.sha256, "size": self.size, "name": self.name}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StagedDelivery:
@@ -89,13 +88,23 @@ class ValidatedDelivery:
     table: pa.Table | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"staged": self.staged.to_json(), "trial": self.trial, "dataset": self.dataset,
-                "work_dir": str(self.work_dir), "report_sha256": self.report_sha256}
+        return {
+            "staged": self.staged.to_json(),
+            "trial": self.trial,
+            "dataset": self.dataset,
+            "work_dir": str(self.work_dir),
+            "report_sha256": self.report_sha256,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ValidatedDelivery:
-        return cls(StagedDelivery.from_json(data["staged"]), data["trial"], data["dataset"],
-                   Path(data["work_dir"]), data["report_sha256"])
+        return cls(
+            StagedDelivery.from_json(data["staged"]),
+            data["trial"],
+            data["dataset"],
+            Path(data["work_dir"]),
+            data["report_sha256"],
+        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ def store_for(home: Home) -> Store:
 
 
 def stage(home: Home, source: Path) -> StagedDelivery:
-    """Copy ``source`` into ``raw/<sha256>`` durably; a second call with the same bytes is a no-op."""
+    """Copy ``source`` into ``raw/<sha256>`` durably; the same bytes again are a no-op."""
     if not source.is_file():
         raise ReadError(f"{source}: no such file")
     sha, size = sha256_file(source)
@@ -146,7 +155,9 @@ def stage(home: Home, source: Path) -> StagedDelivery:
             os.fsync(f.fileno())
         if sha256_file(tmp)[0] != sha:  # the file changed while we copied it
             tmp.unlink()
-            raise ReadError(f"{source}: the file changed while it was being staged; deliver it again")
+            raise ReadError(
+                f"{source}: the file changed while it was being staged; deliver it again"
+            )
         os.replace(tmp, target)
         fsync_dir(raw_dir)
     return StagedDelivery(target, sha, size, source.name)
@@ -156,8 +167,15 @@ def _work_dir(home: Home, trial: str, dataset: str, sha: str) -> Path:
     return home.path / "work" / trial / dataset / sha
 
 
-def validate(home: Home, staged: StagedDelivery, trial: str, dataset: str, contract: Contract,
-             progress: Progress = _quiet, keep_table: bool = False) -> ValidatedDelivery:
+def validate(
+    home: Home,
+    staged: StagedDelivery,
+    trial: str,
+    dataset: str,
+    contract: Contract,
+    progress: Progress = _quiet,
+    keep_table: bool = False,
+) -> ValidatedDelivery:
     """Read and validate a staged delivery. On failure, quarantine it and raise ValidationFailed."""
     from pipeline.readers import read_delivery
     from pipeline.validation import validate as run_suite
@@ -168,19 +186,30 @@ def validate(home: Home, staged: StagedDelivery, trial: str, dataset: str, contr
     fmt_path = staged.path.with_name(staged.name)  # readers pick the format by extension
     delivery = read_delivery(staged.path, contract, fmt=_format_of(fmt_path))
     progress("validate")
-    report = run_suite(delivery.table, contract, type_issues=delivery.type_errors,
-                       missing_columns=delivery.missing_columns, source_name=staged.name)
+    report = run_suite(
+        delivery.table,
+        contract,
+        type_issues=delivery.type_errors,
+        missing_columns=delivery.missing_columns,
+        source_name=staged.name,
+    )
     report_json = report.to_json().encode("utf-8")
     report_html = report.to_html().encode("utf-8")
     store = store_for(home)
     if not report.success:
-        where = store.quarantine(trial, dataset, staged.sha256, staged.name,
-                                 {"report.json": report_json, "report.html": report_html})
+        where = store.quarantine(
+            trial,
+            dataset,
+            staged.sha256,
+            staged.name,
+            {"report.json": report_json, "report.html": report_html},
+        )
         failed = sum(1 for r in report.results if not r["success"])
         raise ValidationFailed(
             f"{staged.name} failed {failed} check(s) of contract {contract.name}; "
             f"quarantined in {where} (report: {where / 'report.html'})",
-            str(where), str(where / "report.html"),
+            str(where),
+            str(where / "report.html"),
         )
     work = _work_dir(home, trial, dataset, staged.sha256)
     work.mkdir(parents=True, exist_ok=True)
@@ -189,15 +218,27 @@ def validate(home: Home, staged: StagedDelivery, trial: str, dataset: str, contr
     tmp = work / f".typed.{os.getpid()}.parquet"
     pq.write_table(delivery.table, tmp)
     os.replace(tmp, work / "typed.parquet")
-    return ValidatedDelivery(staged, trial, dataset, work,
-                             hashlib.sha256(report_json).hexdigest(),
-                             delivery.table if keep_table else None)
+    return ValidatedDelivery(
+        staged,
+        trial,
+        dataset,
+        work,
+        hashlib.sha256(report_json).hexdigest(),
+        delivery.table if keep_table else None,
+    )
 
 
 def _format_of(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xpt": "xpt",
-            ".json": "dataset-json", ".ndjson": None, ".jsonl": "ndjson"}.get(suffix)
+    return {
+        ".csv": "csv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".xpt": "xpt",
+        ".json": "dataset-json",
+        ".ndjson": None,
+        ".jsonl": "ndjson",
+    }.get(suffix)
 
 
 def _fsync_file(path: Path) -> None:
@@ -205,8 +246,9 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def commit(home: Home, validated: ValidatedDelivery, contract: Contract,
-           progress: Progress = _quiet) -> IngestResult:
+def commit(
+    home: Home, validated: ValidatedDelivery, contract: Contract, progress: Progress = _quiet
+) -> IngestResult:
     """Commit a validated delivery as the dataset's next version (idempotent by source sha256)."""
     store = store_for(home)
     store.recover()
@@ -214,8 +256,15 @@ def commit(home: Home, validated: ValidatedDelivery, contract: Contract,
     existing = store.committed_source(trial, dataset, staged.sha256)
     if existing is not None:
         shutil.rmtree(validated.work_dir, ignore_errors=True)
-        return IngestResult("unchanged", trial, dataset, existing.version, existing.log_index,
-                            existing.manifest, existing.path)
+        return IngestResult(
+            "unchanged",
+            trial,
+            dataset,
+            existing.version,
+            existing.log_index,
+            existing.manifest,
+            existing.path,
+        )
 
     progress("canonicalize")
     table = validated.table
@@ -238,8 +287,16 @@ def commit(home: Home, validated: ValidatedDelivery, contract: Contract,
     return result
 
 
-def _commit_in(staging: Path, store: Store, validated: ValidatedDelivery, contract: Contract,
-               tree: MerkleTree, table: pa.Table, leaves: Any, progress: Progress) -> IngestResult:
+def _commit_in(
+    staging: Path,
+    store: Store,
+    validated: ValidatedDelivery,
+    contract: Contract,
+    tree: MerkleTree,
+    table: pa.Table,
+    leaves: Any,
+    progress: Progress,
+) -> IngestResult:
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
     records = table.append_column(SALT_COLUMN, leaves.salts)
     pq.write_table(records, staging / "records.parquet")
@@ -259,19 +316,21 @@ def _commit_in(staging: Path, store: Store, validated: ValidatedDelivery, contra
 
     def build(previous: LogEntry | None) -> bytes:
         # Runs with the log's append lock held, so version numbers are race-free.
-        manifest.update({
-            "type": MANIFEST_TYPE,
-            "trial": trial,
-            "dataset": dataset,
-            "version": 1 if previous is None else (previous.key_seq or 0) + 1,
-            "contract": {"name": contract.name, "sha256": contract.sha256},
-            "source": {"name": staged.name, "sha256": staged.sha256, "bytes": staged.size},
-            "records": tree.size,
-            "root": tree.root().hex(),
-            "previous": None if previous is None else previous.leaf_hash.hex(),
-            "validation": {"success": True, "report_sha256": validated.report_sha256},
-            "ingested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        manifest.update(
+            {
+                "type": MANIFEST_TYPE,
+                "trial": trial,
+                "dataset": dataset,
+                "version": 1 if previous is None else (previous.key_seq or 0) + 1,
+                "contract": {"name": contract.name, "sha256": contract.sha256},
+                "source": {"name": staged.name, "sha256": staged.sha256, "bytes": staged.size},
+                "records": tree.size,
+                "root": tree.root().hex(),
+                "previous": None if previous is None else previous.leaf_hash.hex(),
+                "validation": {"success": True, "report_sha256": validated.report_sha256},
+                "ingested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
         data = manifest_leaf_input(manifest)
         write_bytes_durably(staging / "manifest.json", data)
         return data
@@ -282,16 +341,24 @@ def _commit_in(staging: Path, store: Store, validated: ValidatedDelivery, contra
         shutil.rmtree(staging, ignore_errors=True)
         assert isinstance(dup.entry, LogEntry)
         info = store.version(trial, dataset, dup.entry.key_seq)
-        return IngestResult("unchanged", trial, dataset, info.version, info.log_index,
-                            info.manifest, info.path)
+        return IngestResult(
+            "unchanged", trial, dataset, info.version, info.log_index, info.manifest, info.path
+        )
     target = store.version_dir(trial, dataset, manifest["version"])
     publish(staging, target)
-    return IngestResult("committed", trial, dataset, manifest["version"], entry.index, manifest,
-                        target)
+    return IngestResult(
+        "committed", trial, dataset, manifest["version"], entry.index, manifest, target
+    )
 
 
-def ingest(home: Home, source: Path, trial: str, dataset: str, contract: Contract,
-           progress: Progress = _quiet) -> IngestResult:
+def ingest(
+    home: Home,
+    source: Path,
+    trial: str,
+    dataset: str,
+    contract: Contract,
+    progress: Progress = _quiet,
+) -> IngestResult:
     """Stage, validate and commit one delivery in this process."""
     check_name(trial, "trial")
     check_name(dataset, "dataset")
@@ -301,7 +368,14 @@ def ingest(home: Home, source: Path, trial: str, dataset: str, contract: Contrac
     store.recover()
     existing = store.committed_source(trial, dataset, staged.sha256)
     if existing is not None:
-        return IngestResult("unchanged", trial, dataset, existing.version, existing.log_index,
-                            existing.manifest, existing.path)
+        return IngestResult(
+            "unchanged",
+            trial,
+            dataset,
+            existing.version,
+            existing.log_index,
+            existing.manifest,
+            existing.path,
+        )
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)
     return commit(home, validated, contract, progress)

@@ -25,8 +25,9 @@ from pipeline.store import SALT_COLUMN, Store, VersionInfo
 
 def version_contract(info: VersionInfo) -> Contract:
     """The contract a version was committed under (kept beside it)."""
-    return parse_contract(json.loads((info.path / "contract.json").read_bytes()),
-                          str(info.path / "contract.json"))
+    return parse_contract(
+        json.loads((info.path / "contract.json").read_bytes()), str(info.path / "contract.json")
+    )
 
 
 def _typed_key(contract: Contract, column: str, text: str) -> Any:
@@ -58,19 +59,30 @@ def find_record(table: pa.Table, contract: Contract, key: Mapping[str, str]) -> 
     if not rows:
         raise StoreError(f"no record with {', '.join(f'{k}={v}' for k, v in key.items())}")
     if len(rows) > 1:
-        raise UsageError(f"{len(rows)} records match; give every primary-key column "
-                         f"({', '.join(contract.primary_key)}) or use --index")
+        raise UsageError(
+            f"{len(rows)} records match; give every primary-key column "
+            f"({', '.join(contract.primary_key)}) or use --index"
+        )
     return int(rows[0])
 
 
-def prove_record(home: Home, trial: str, dataset: str, *, version: int | None = None,
-                 key: Mapping[str, str] | None = None, index: int | None = None) -> RecordProof:
+def prove_record(
+    home: Home,
+    trial: str,
+    dataset: str,
+    *,
+    version: int | None = None,
+    key: Mapping[str, str] | None = None,
+    index: int | None = None,
+) -> RecordProof:
     """A record proof against the latest checkpoint, signing one if the log has grown past it."""
     store = Store(home.path, home.log())
     info = store.version(trial, dataset, version)
     if not info.path.is_dir():
-        raise StoreError(f"{trial}/{dataset} v{info.version} is in the log but its files are "
-                         f"missing from {info.path}; run `trialproof audit`")
+        raise StoreError(
+            f"{trial}/{dataset} v{info.version} is in the log but its files are "
+            f"missing from {info.path}; run `trialproof audit`"
+        )
     contract = version_contract(info)
     table = pq.read_table(info.path / "records.parquet")
     if key:
@@ -105,7 +117,7 @@ def _checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, An
         note, receipts = receipts_for(home, covering[-1])
         return note, tuple(receipts.values())
     log = home.log()
-    note = log.latest_checkpoint()
-    if note is None or Checkpoint.from_body(parse_note(note).text).size <= log_index:
-        note = log.sign_checkpoint(home.signer)
-    return note, ()
+    latest = log.latest_checkpoint()
+    if latest is None or Checkpoint.from_body(parse_note(latest).text).size <= log_index:
+        latest = log.sign_checkpoint(home.signer)
+    return latest, ()

@@ -37,8 +37,9 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 _PARALLEL_ROWS = 50_000
 
 
-def _patch(text: pa.Array, mask: pa.Array, values: pa.Array,
-           render: Callable[[Any], str]) -> pa.Array:
+def _patch(
+    text: pa.Array, mask: pa.Array, values: pa.Array, render: Callable[[Any], str]
+) -> pa.Array:
     """Replace ``text[i]`` by ``render(values[i])`` where ``mask[i]`` is true."""
     rows = pc.indices_nonzero(mask).to_pylist()
     if not rows:
@@ -66,7 +67,8 @@ def _integer_json(column: pa.Array, name: str) -> pa.Array:
         biggest = pc.max(pc.abs(column)).as_py()
         if biggest is not None and biggest > MAX_SAFE_INTEGER:
             raise CanonicalizationError(
-                f"column {name!r} holds an integer beyond ±(2**53-1), which JSON cannot carry exactly"
+                f"column {name!r} holds an integer beyond ±(2**53-1), "
+                "which JSON cannot carry exactly"
             )
     return column.cast(pa.string())
 
@@ -89,11 +91,13 @@ def _datetime_json(column: pa.Array, before: str) -> pa.Array:
     if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
         stamps = stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
     stamps = stamps.cast(pa.timestamp("us"))
-    seconds = pc.strftime(pc.floor_temporal(stamps, unit="second").cast(pa.timestamp("s")),
-                          format="%Y-%m-%dT%H:%M:%S")
+    seconds = pc.strftime(
+        pc.floor_temporal(stamps, unit="second").cast(pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S"
+    )
     micros = pc.add(pc.multiply(pc.millisecond(stamps), 1000), pc.microsecond(stamps))
     fraction = pc.if_else(
-        pc.equal(micros, 0), "",
+        pc.equal(micros, 0),
+        "",
         pc.binary_join_element_wise(".", pc.utf8_lpad(micros.cast(pa.string()), 6, "0"), ""),
     )
     return pc.binary_join_element_wise(before + '"', seconds, fraction, 'Z"', "")
@@ -180,7 +184,7 @@ class LeafBatch:
     """One version's leaves, in leaf order."""
 
     canonical: pa.Array  # binary: RFC 8785 record bytes
-    salts: pa.Array      # fixed_size_binary(32)
+    salts: pa.Array  # fixed_size_binary(32)
     leaf_inputs: pa.Array  # binary: salt || canonical
 
 
@@ -190,12 +194,14 @@ def _fixed(raw: bytes, width: int) -> pa.Array:
     )
 
 
-def leaf_batch(table: pa.Table, contract: Contract, trial: str, dataset: str,
-               trial_salt_key: bytes) -> LeafBatch:
+def leaf_batch(
+    table: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
+) -> LeafBatch:
     """Canonical records, HMAC salts and leaf inputs for a table already in leaf order."""
     canonical = canonical_records(table, contract)
-    salts = _fixed(hmac_sha256_many(trial_salt_key, salt_messages(table, contract, trial, dataset)),
-                   32)
+    salts = _fixed(
+        hmac_sha256_many(trial_salt_key, salt_messages(table, contract, trial, dataset)), 32
+    )
     leaf_inputs = pc.binary_join_element_wise(salts.cast(pa.binary()), canonical, b"")
     return LeafBatch(canonical, salts, leaf_inputs)
 

@@ -46,8 +46,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 def check_name(value: str, what: str) -> str:
     """Trial and dataset names become directory names: keep them plain."""
     if not _NAME.fullmatch(value):
-        raise StoreError(f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
-                         "starting with a letter or digit")
+        raise StoreError(
+            f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return value
 
 
@@ -89,8 +91,9 @@ class Store:
         when = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         return self.root / "quarantine" / f"{when}-{trial}-{dataset}-{sha256[:12]}"
 
-    def quarantine(self, trial: str, dataset: str, sha256: str, source_name: str,
-                   files: dict[str, bytes]) -> Path:
+    def quarantine(
+        self, trial: str, dataset: str, sha256: str, source_name: str, files: dict[str, bytes]
+    ) -> Path:
         """Put the raw delivery and its report into a new quarantine directory, atomically."""
         target = self.quarantine_dir(trial, dataset, sha256)
         staging = target.with_name(f".{target.name}.tmp")
@@ -141,10 +144,15 @@ class Store:
 
     def _info(self, entry: LogEntry) -> VersionInfo:
         manifest: dict[str, Any] = json.loads(entry.leaf_input)
-        return VersionInfo(manifest["trial"], manifest["dataset"], int(manifest["version"]),
-                           entry.index, entry.leaf_hash, manifest,
-                           self.version_dir(manifest["trial"], manifest["dataset"],
-                                            int(manifest["version"])))
+        return VersionInfo(
+            manifest["trial"],
+            manifest["dataset"],
+            int(manifest["version"]),
+            entry.index,
+            entry.leaf_hash,
+            manifest,
+            self.version_dir(manifest["trial"], manifest["dataset"], int(manifest["version"])),
+        )
 
     def versions(self, trial: str, dataset: str) -> list[VersionInfo]:
         """Committed versions, oldest first."""
@@ -159,8 +167,9 @@ class Store:
         for info in versions:
             if info.version == version:
                 return info
-        raise StoreError(f"{trial}/{dataset} has no version {version} "
-                         f"(latest is {versions[-1].version})")
+        raise StoreError(
+            f"{trial}/{dataset} has no version {version} (latest is {versions[-1].version})"
+        )
 
     def committed_source(self, trial: str, dataset: str, sha256: str) -> VersionInfo | None:
         """The version that already committed a delivery with this sha256, if any."""
@@ -215,8 +224,9 @@ class Store:
             data = manifest_file.read_bytes()
             manifest = json.loads(data)
             key = log_key(manifest["trial"], manifest["dataset"])
-            entry = next((e for e in self.log.entries_for_key(key)
-                          if e.leaf_hash == leaf_hash(data)), None)
+            entry = next(
+                (e for e in self.log.entries_for_key(key) if e.leaf_hash == leaf_hash(data)), None
+            )
         if entry is None:
             shutil.rmtree(staging, ignore_errors=True)
             return [f"removed unfinished {staging.relative_to(self.root)}"]

@@ -47,9 +47,14 @@ def _sha(text: str) -> str:
 
 def sample_records(rows: int) -> list[dict[str, Any]]:
     return [
-        {"USUBJID": f"01-701-{1000 + i}", "AGE": 60 + i % 30, "WEIGHT": 70.5 + i / 4,
-         "RFSTDTC": (dt.date(2014, 1, 1) + dt.timedelta(days=i)).isoformat(),
-         "SEX": "F" if i % 2 else "M", "ARM": None if i % 5 == 0 else "Placebo"}
+        {
+            "USUBJID": f"01-701-{1000 + i}",
+            "AGE": 60 + i % 30,
+            "WEIGHT": 70.5 + i / 4,
+            "RFSTDTC": (dt.date(2014, 1, 1) + dt.timedelta(days=i)).isoformat(),
+            "SEX": "F" if i % 2 else "M",
+            "ARM": None if i % 5 == 0 else "Placebo",
+        }
         for i in range(rows)
     ]
 
@@ -71,19 +76,21 @@ def build_dataset(
     manifest: dict[str, Any] = {}
 
     def make(previous: Any) -> bytes:
-        manifest.update({
-            "type": MANIFEST_TYPE,
-            "trial": trial,
-            "dataset": dataset,
-            "version": 1 if previous is None else previous.key_seq + 1,
-            "contract": {"name": dataset, "sha256": _sha("contract")},
-            "source": {"name": f"{dataset}.csv", "sha256": _sha(f"source{rows}"), "bytes": 100},
-            "records": rows,
-            "root": tree.root().hex(),
-            "previous": None if previous is None else previous.leaf_hash.hex(),
-            "validation": {"success": True, "report_sha256": _sha("report")},
-            "ingested_at": "2026-11-29T12:00:00Z",
-        })
+        manifest.update(
+            {
+                "type": MANIFEST_TYPE,
+                "trial": trial,
+                "dataset": dataset,
+                "version": 1 if previous is None else previous.key_seq + 1,
+                "contract": {"name": dataset, "sha256": _sha("contract")},
+                "source": {"name": f"{dataset}.csv", "sha256": _sha(f"source{rows}"), "bytes": 100},
+                "records": rows,
+                "root": tree.root().hex(),
+                "previous": None if previous is None else previous.leaf_hash.hex(),
+                "validation": {"success": True, "report_sha256": _sha("report")},
+                "ingested_at": "2026-11-29T12:00:00Z",
+            }
+        )
         return manifest_leaf_input(manifest)
 
     entry = log.append_keyed(f"{trial}/{dataset}", make)

@@ -56,7 +56,8 @@ class LocalLedger:
         with self.log.serialized() as (conn, _size):
             last = conn.execute(
                 select(ledger_entries.c.idx, ledger_entries.c.entry_hash)
-                .order_by(ledger_entries.c.idx.desc()).limit(1)
+                .order_by(ledger_entries.c.idx.desc())
+                .limit(1)
             ).first()
             receipt: dict[str, Any] = {
                 "type": LOCAL_RECEIPT_TYPE,
@@ -70,15 +71,20 @@ class LocalLedger:
                 "anchored_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             receipt["entry_hash"] = local_entry_hash(receipt)
-            conn.execute(insert(ledger_entries).values(
-                idx=receipt["index"], entry_hash=receipt["entry_hash"],
-                receipt=json.dumps(receipt, sort_keys=True)))
+            conn.execute(
+                insert(ledger_entries).values(
+                    idx=receipt["index"],
+                    entry_hash=receipt["entry_hash"],
+                    receipt=json.dumps(receipt, sort_keys=True),
+                )
+            )
         return receipt
 
     def entries(self) -> list[dict[str, Any]]:
         with self.log.reading() as conn:
-            rows = conn.execute(select(ledger_entries.c.receipt)
-                                .order_by(ledger_entries.c.idx)).all()
+            rows = conn.execute(
+                select(ledger_entries.c.receipt).order_by(ledger_entries.c.idx)
+            ).all()
         return [json.loads(row[0]) for row in rows]
 
     def verify_chain(self) -> None:

@@ -26,8 +26,11 @@ _HEX32 = re.compile(r"[0-9a-f]{64}")
 def local_entry_hash(receipt: Mapping[str, Any]) -> str:
     """SHA-256 of the receipt's RFC 8785 bytes without ``entry_hash`` (and without the
     optional later-checkpoint fields a record proof may attach)."""
-    body = {k: v for k, v in receipt.items()
-            if k not in ("entry_hash", "checkpoint", "consistency_proof")}
+    body = {
+        k: v
+        for k, v in receipt.items()
+        if k not in ("entry_hash", "checkpoint", "consistency_proof")
+    }
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -48,7 +51,9 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
     if not hmac.compare_digest(local_entry_hash(receipt), receipt["entry_hash"]):
         raise VerificationError("local receipt was altered: its entry hash does not match")
     if (receipt["origin"], receipt["size"], receipt["root"]) != (
-        checkpoint.origin, checkpoint.size, checkpoint.root.hex()
+        checkpoint.origin,
+        checkpoint.size,
+        checkpoint.root.hex(),
     ):
         raise VerificationError(
             f"local receipt anchors {receipt['origin']} size {receipt['size']}, "

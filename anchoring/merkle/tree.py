@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from anchoring.errors import MalformedError
 from anchoring.batch import build_levels
+from anchoring.errors import MalformedError
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE
 from anchoring.merkle.shape import (
     NodeId,

@@ -31,9 +31,7 @@ def _check_proof(proof: Sequence[bytes], expected_length: int, what: str) -> lis
     return [check_hash(h, f"{what} hash {i}") for i, h in enumerate(proof)]
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root implied by an inclusion proof (RFC 9162 §2.1.3.2).
 
     ``leaf`` is the leaf *hash*. Raises :class:`ProofShapeError` when
@@ -60,7 +58,7 @@ def root_from_inclusion_proof(
 def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> None:
-    """Raise unless ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree of ``size`` with ``root``."""
+    """Raise unless ``proof`` puts leaf hash ``leaf`` at ``index`` of the tree ``(size, root)``."""
     expected = check_hash(root, "root")
     computed = root_from_inclusion_proof(index, size, leaf, proof)
     if not hmac.compare_digest(computed, expected):
@@ -76,9 +74,7 @@ def root_from_consistency_proof(
     refused: it would prove nothing). Raises :class:`RootMismatchError` when
     the proof does not reproduce ``old_root``.
     """
-    hashes = _check_proof(
-        proof, consistency_proof_length(old_size, new_size), "consistency proof"
-    )
+    hashes = _check_proof(proof, consistency_proof_length(old_size, new_size), "consistency proof")
     old = check_hash(old_root, "old root")
     if old_size == new_size:
         return old

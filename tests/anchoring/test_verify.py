@@ -11,13 +11,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 from referencing import Registry, Resource
+from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring.bundle import parse_record_proof
 from anchoring.errors import BundleFormatError, BundleVerificationError, VerificationStep
 from anchoring.log import TransparencyLog
 from anchoring.note import Signer
 from anchoring.verify import verify_record_proof
-from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,12 +44,16 @@ def test_every_record_verifies(built: BuiltDataset) -> None:
         verify_record_proof(built.bundle(i), [built.signer.verifier])
 
 
-def test_bundle_roundtrips_through_json_and_matches_the_published_schema(built: BuiltDataset) -> None:
+def test_bundle_roundtrips_through_json_and_matches_the_published_schema(
+    built: BuiltDataset,
+) -> None:
     proof = built.bundle(3)
     obj = json.loads(proof.to_json())
     schemas = REPO / "schemas" / "formats"
     manifest_schema = json.loads((schemas / "manifest.schema.json").read_text())
-    registry = Registry().with_resource(manifest_schema["$id"], Resource.from_contents(manifest_schema))
+    registry = Registry().with_resource(
+        manifest_schema["$id"], Resource.from_contents(manifest_schema)
+    )
     schema = json.loads((schemas / "record-proof.schema.json").read_text())
     jsonschema.Draft202012Validator(schema, registry=registry).validate(obj)
     assert parse_record_proof(proof.to_json()) == proof
@@ -91,7 +95,7 @@ def test_manifest_with_edited_field_fails_at_log_path(built: BuiltDataset) -> No
 
 def test_tampered_log_proof_fails_at_log_path(built: BuiltDataset) -> None:
     proof = built.bundle(7)
-    hashes = [bytes(32)] + list(proof.log_proof[1:])
+    hashes = [bytes(32), *proof.log_proof[1:]]
     assert _step(built, log_proof=tuple(hashes)) is VerificationStep.LOG_PATH
 
 
@@ -158,7 +162,10 @@ def test_verifier_needs_only_stdlib_and_cryptography(built: BuiltDataset, tmp_pa
     bundle.write_text(built.bundle(5).to_json())
     result = subprocess.run(
         [sys.executable, "-c", _BLOCKER, str(bundle), built.signer.verifier.vkey],
-        capture_output=True, text=True, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "verified"

@@ -1,6 +1,8 @@
 """Run Airflow in a clean process, for the DAG tests (the caller sets the environment).
 
+    python airflow_runner.py preflight         -> Airflow's in-process execution API loads
     python airflow_runner.py dagbag            -> the DAG ids and import errors of dags/
+    python airflow_runner.py parse FILE...     -> import time and heavy modules of each DAG file
     python airflow_runner.py test DAG [DAG...] -> dag.test() each DAG in turn
 
 The result is printed as one JSON line starting with ``RESULT `` (the task logs
@@ -16,6 +18,40 @@ import time
 from typing import Any
 
 MARK = "RESULT "
+HEAVY = ("pandas", "pyarrow", "polars", "great_expectations", "web3", "numpy")
+
+
+def preflight() -> dict[str, Any]:
+    """dag.test() and every worker need Airflow's execution API; some FastAPI releases
+    break it (seen: FastAPI >= 0.156.1 with Airflow 3.2.2)."""
+    import airflow
+    import fastapi
+    from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
+
+    InProcessExecutionAPI().app  # noqa: B018  building the app is the check
+    return {"airflow": airflow.__version__, "fastapi": fastapi.__version__}
+
+
+def parse(files: list[str]) -> dict[str, Any]:
+    """Import each DAG file as the DAG processor does (Airflow already imported)."""
+    import importlib.util
+
+    import airflow.sdk  # noqa: F401  the processor has Airflow loaded before it parses
+
+    times = {}
+    for n, file in enumerate(files):
+        spec = importlib.util.spec_from_file_location(f"tp_dag_file_{n}", file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        started = time.perf_counter()
+        try:
+            spec.loader.exec_module(module)
+            error = None
+        except Exception as exc:  # the registry-errors file raises by design
+            error = f"{type(exc).__name__}: {exc}"
+        times[file] = {"seconds": time.perf_counter() - started, "error": error,
+                       "heavy": sorted(m for m in HEAVY if m in sys.modules)}
+    return {"files": times}
 
 
 def _bag() -> Any:
@@ -56,8 +92,12 @@ def test(dag_ids: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["dagbag"]:
+    if argv[:1] == ["preflight"]:
+        result = preflight()
+    elif argv[:1] == ["dagbag"]:
         result = dagbag()
+    elif argv[:1] == ["parse"]:
+        result = parse(argv[1:])
     elif argv[:1] == ["test"] and len(argv) > 1:
         result = test(argv[1:])
     else:

@@ -30,6 +30,12 @@ PILOT = REPO.parent / "shared" / "data" / "cdisc_pilot" / "sdtm_cdiscpilot01"
 ORIGIN = "trials.example.org/log"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "scaleout: real Airflow processes (scheduler, dag-processor, api-server, two "
+                   "Celery workers) on PostgreSQL and Redis")
+
+
 def airflow_env(airflow_home: Path, sql_alchemy_conn: str, **extra: str) -> dict[str, str]:
     """A clean environment for an Airflow process: nothing inherited from AIRFLOW__* or
     TRIALPROOF_* variables of the caller."""
@@ -70,6 +76,12 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if done.returncode != 0:
         pytest.fail(f"airflow db migrate failed ({done.returncode}):\n"
                     f"{tail(done.stdout + done.stderr)}")
+    check = subprocess.run([sys.executable, str(RUNNER), "preflight"], env=env, cwd=home,
+                           capture_output=True, text=True, timeout=120, check=False)
+    if check.returncode != 0:
+        pytest.fail("Airflow's execution API does not load in this environment, so no task can "
+                    "run (FastAPI >= 0.156.1 breaks Airflow 3.2.x; Airflow >= 3.3.2 pins a "
+                    f"FastAPI that works):\n{tail(check.stdout + check.stderr, 15)}")
     return db
 
 

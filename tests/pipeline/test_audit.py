@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_ingest import CONTRACT, ORIGIN, lb_table, write_csv
 
 from anchoring.note import Signer, sign_note
 from pipeline.anchor import anchor, anchored
@@ -18,7 +19,6 @@ from pipeline.audit import audit
 from pipeline.contract import load_contract
 from pipeline.home import Home
 from pipeline.ingest import ingest
-from test_ingest import CONTRACT, ORIGIN, lb_table, write_csv
 
 
 @pytest.fixture
@@ -78,8 +78,9 @@ def test_record_value_edited_and_file_rewritten_validly(home: Home) -> None:
     def edit(table: pa.Table) -> pa.Table:
         values = table.column("LBSTRESN").to_pylist()
         values[5] = 12345.0
-        return table.set_column(table.column_names.index("LBSTRESN"), "LBSTRESN",
-                                pa.array(values, pa.float64()))
+        return table.set_column(
+            table.column_names.index("LBSTRESN"), "LBSTRESN", pa.array(values, pa.float64())
+        )
 
     rewrite_records(home, edit)
     assert checks(home) == {"root"}
@@ -99,7 +100,8 @@ def test_version_directory_deleted(home: Home) -> None:
     shutil.rmtree(version_dir(home, 1, "lb_b"))
     report = audit(home)
     assert [(f.check, f.dataset, f.version) for f in report.findings] == [
-        ("version-files", "lb_b", 1)]
+        ("version-files", "lb_b", 1)
+    ]
 
 
 def test_log_row_rewritten(home: Home) -> None:
@@ -115,7 +117,8 @@ def test_log_row_rewritten(home: Home) -> None:
 def test_checkpoint_replaced_by_one_signed_with_another_key(home: Home) -> None:
     with db(home) as conn:
         size, note = conn.execute(
-            "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+            "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
         body = note.partition("\n\n")[0] + "\n"
         forged = sign_note(body, [Signer.generate(ORIGIN)])
         conn.execute("UPDATE log_checkpoints SET note = ? WHERE size = ?", (forged, size))
@@ -128,8 +131,10 @@ def test_log_truncated_and_regrown_is_a_fork(home: Home) -> None:
     with db(home) as conn:
         conn.execute("DELETE FROM log_entries WHERE idx >= ?", (size - 2,))
         for level in range(64):
-            conn.execute("DELETE FROM log_nodes WHERE level = ? AND ((idx + 1) << level) > ?",
-                         (level, size - 2))
+            conn.execute(
+                "DELETE FROM log_nodes WHERE level = ? AND ((idx + 1) << level) > ?",
+                (level, size - 2),
+            )
         conn.execute("DELETE FROM log_checkpoints WHERE size > ?", (size - 2,))
         conn.execute("UPDATE log_head SET size = ? WHERE id = 1", (size - 2,))
     log = Home.open(home.path).log()

@@ -34,11 +34,17 @@ CONTRACT = {
     "fields": [
         {"name": "USUBJID", "type": "string", "constraints": {"required": True}},
         {"name": "LBSEQ", "type": "integer", "constraints": {"required": True}},
-        {"name": "LBTESTCD", "type": "string",
-         "constraints": {"enum": ["ALB", "ALT", "AST"], "maxLength": 8}},
+        {
+            "name": "LBTESTCD",
+            "type": "string",
+            "constraints": {"enum": ["ALB", "ALT", "AST"], "maxLength": 8},
+        },
         {"name": "LBSTRESN", "type": "number", "constraints": {"minimum": 0}},
-        {"name": "LBDTC", "type": "string",
-         "constraints": {"pattern": r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?"}},
+        {
+            "name": "LBDTC",
+            "type": "string",
+            "constraints": {"pattern": r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2})?"},
+        },
     ],
     "primaryKey": ["USUBJID", "LBSEQ"],
 }
@@ -46,13 +52,15 @@ CONTRACT = {
 
 def lb_table(rows: int, seed: int = 0) -> pa.Table:
     rng = random.Random(seed)
-    return pa.table({
-        "USUBJID": [f"01-701-{1000 + i // 5}" for i in range(rows)],
-        "LBSEQ": [i % 5 + 1 for i in range(rows)],
-        "LBTESTCD": [rng.choice(["ALB", "ALT", "AST"]) for _ in range(rows)],
-        "LBSTRESN": [round(rng.uniform(1, 90), 2) if i % 9 else None for i in range(rows)],
-        "LBDTC": [f"2014-0{1 + i % 9}-1{i % 10}" for i in range(rows)],
-    })
+    return pa.table(
+        {
+            "USUBJID": [f"01-701-{1000 + i // 5}" for i in range(rows)],
+            "LBSEQ": [i % 5 + 1 for i in range(rows)],
+            "LBTESTCD": [rng.choice(["ALB", "ALT", "AST"]) for _ in range(rows)],
+            "LBSTRESN": [round(rng.uniform(1, 90), 2) if i % 9 else None for i in range(rows)],
+            "LBDTC": [f"2014-0{1 + i % 9}-1{i % 10}" for i in range(rows)],
+        }
+    )
 
 
 def write_csv(table: pa.Table, path: Path) -> Path:
@@ -91,8 +99,9 @@ def test_commit_redeliver_and_prove(home: Home, contract_path: Path, tmp_path: P
     assert second.manifest["previous"] == home.log().entry(0).leaf_hash.hex()
 
     stored = pq.read_table(second.version_dir / "records.parquet")
-    keys = list(zip(stored.column("USUBJID").to_pylist(), stored.column("LBSEQ").to_pylist(),
-                    strict=True))
+    keys = list(
+        zip(stored.column("USUBJID").to_pylist(), stored.column("LBSEQ").to_pylist(), strict=True)
+    )
     assert keys == sorted(keys)
 
     for version, index in ((1, 0), (2, 39)):
@@ -103,12 +112,13 @@ def test_commit_redeliver_and_prove(home: Home, contract_path: Path, tmp_path: P
     verify_record_proof(by_key, [home.verifier])
 
 
-def test_failed_validation_quarantines_and_changes_nothing(home: Home, contract_path: Path,
-                                                           tmp_path: Path) -> None:
+def test_failed_validation_quarantines_and_changes_nothing(
+    home: Home, contract_path: Path, tmp_path: Path
+) -> None:
     contract = load_contract(contract_path)
     bad = lb_table(20).to_pydict()
-    bad["LBTESTCD"][3] = "XYZ"          # not in the enum
-    bad["LBSEQ"][7] = bad["LBSEQ"][6]   # duplicate key
+    bad["LBTESTCD"][3] = "XYZ"  # not in the enum
+    bad["LBSEQ"][7] = bad["LBSEQ"][6]  # duplicate key
     bad["USUBJID"][7] = bad["USUBJID"][6]
     path = write_csv(pa.table(bad), tmp_path / "bad.csv")
     with pytest.raises(ValidationFailed) as info:
@@ -120,27 +130,30 @@ def test_failed_validation_quarantines_and_changes_nothing(home: Home, contract_
     assert "<html" in (quarantine / "report.html").read_text().lower()
     assert home.log().size() == 0
     assert not (home.path / "datasets" / "T1" / "lb").exists() or not any(
-        p.name.startswith("v") for p in (home.path / "datasets" / "T1" / "lb").iterdir())
+        p.name.startswith("v") for p in (home.path / "datasets" / "T1" / "lb").iterdir()
+    )
 
 
 def test_unknown_columns_are_an_error(home: Home, contract_path: Path, tmp_path: Path) -> None:
     table = lb_table(5).append_column("EXTRA", pa.array(["x"] * 5))
     with pytest.raises(ReadError, match="EXTRA"):
-        ingest(home, write_csv(table, tmp_path / "extra.csv"), "T1", "lb",
-               load_contract(contract_path))
+        ingest(
+            home, write_csv(table, tmp_path / "extra.csv"), "T1", "lb", load_contract(contract_path)
+        )
     assert home.log().size() == 0
 
 
-def test_diff_matches_by_key_and_both_sides_prove(home: Home, contract_path: Path,
-                                                  tmp_path: Path) -> None:
+def test_diff_matches_by_key_and_both_sides_prove(
+    home: Home, contract_path: Path, tmp_path: Path
+) -> None:
     contract = load_contract(contract_path)
     v1 = lb_table(30)
     ingest(home, write_csv(v1, tmp_path / "v1.csv"), "T1", "lb", contract)
     data = v1.to_pydict()
-    data["LBSTRESN"][4] = 99.5                        # changed
-    for column in data:                               # removed: the last row
+    data["LBSTRESN"][4] = 99.5  # changed
+    for column in data:  # removed: the last row
         data[column] = data[column][:-1]
-    data["USUBJID"].append("01-701-9999")             # added
+    data["USUBJID"].append("01-701-9999")  # added
     data["LBSEQ"].append(1)
     data["LBTESTCD"].append("ALB")
     data["LBSTRESN"].append(1.0)
@@ -167,15 +180,19 @@ def _ingest_in_child(home_path: str, source: str, dataset: str, contract: str) -
     return result.status
 
 
-def test_two_datasets_ingested_at_once_both_commit(home: Home, contract_path: Path,
-                                                   tmp_path: Path) -> None:
+def test_two_datasets_ingested_at_once_both_commit(
+    home: Home, contract_path: Path, tmp_path: Path
+) -> None:
     files = [write_csv(lb_table(2000, seed), tmp_path / f"d{seed}.csv") for seed in (1, 2)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(2) as pool:
-        statuses = pool.starmap(_ingest_in_child, [
-            (str(home.path), str(files[0]), "lb_a", str(contract_path)),
-            (str(home.path), str(files[1]), "lb_b", str(contract_path)),
-        ])
+        statuses = pool.starmap(
+            _ingest_in_child,
+            [
+                (str(home.path), str(files[0]), "lb_a", str(contract_path)),
+                (str(home.path), str(files[1]), "lb_b", str(contract_path)),
+            ],
+        )
     assert statuses == ["committed", "committed"]
     store = Store(home.path, home.log())
     assert [v.version for v in store.versions("T1", "lb_a")] == [1]
@@ -192,7 +209,8 @@ from pipeline.ingest import StagedDelivery, ValidatedDelivery, commit
 home_dir, sha, size, name, report_sha, contract = sys.argv[1:7]
 home = Home.open(Path(home_dir))
 staged = StagedDelivery(home.path / "raw" / sha, sha, int(size), name)
-validated = ValidatedDelivery(staged, "T1", "lb", home.path / "work" / "T1" / "lb" / sha, report_sha)
+work = home.path / "work" / "T1" / "lb" / sha
+validated = ValidatedDelivery(staged, "T1", "lb", work, report_sha)
 commit(home, validated, load_contract(Path(contract)))
 """
 
@@ -220,8 +238,9 @@ def _commit_window(command: list[str], dataset_dir: Path) -> tuple[float, float]
     return (commit_start if commit_start is not None else 0.5 * end), end
 
 
-def test_sigkill_during_commit_never_leaves_a_partial_version(home: Home, contract_path: Path,
-                                                              tmp_path: Path) -> None:
+def test_sigkill_during_commit_never_leaves_a_partial_version(
+    home: Home, contract_path: Path, tmp_path: Path
+) -> None:
     """Kill the commit step at 20 random moments. Each time no partial version is visible
     and the log is consistent; a re-run commits the root of an uninterrupted run."""
     from pipeline.ingest import StagedDelivery, ValidatedDelivery, commit, stage, validate
@@ -230,8 +249,13 @@ def test_sigkill_during_commit_never_leaves_a_partial_version(home: Home, contra
     template = _clone_keys(home, tmp_path / "template")
     contract = load_contract(contract_path)
     validated = validate(template, stage(template, source), "T1", "lb", contract)
-    args = [validated.staged.sha256, str(validated.staged.size), validated.staged.name,
-            validated.report_sha256, str(contract_path)]
+    args = [
+        validated.staged.sha256,
+        str(validated.staged.size),
+        validated.staged.name,
+        validated.report_sha256,
+        str(contract_path),
+    ]
 
     def command(target: Path) -> list[str]:
         return [sys.executable, "-c", _COMMIT_CHILD, str(target), *args]
@@ -241,16 +265,19 @@ def test_sigkill_during_commit_never_leaves_a_partial_version(home: Home, contra
         return Home.open(tmp_path / name)
 
     reference = fresh("reference")
-    begin, end = _commit_window(command(reference.path),
-                                reference.path / "datasets" / "T1" / "lb")
+    begin, end = _commit_window(command(reference.path), reference.path / "datasets" / "T1" / "lb")
     expected = Store(reference.path, reference.log()).versions("T1", "lb")[0].manifest["root"]
 
     rng = random.Random(20261129)
     after_append = 0
     for attempt in range(20):
         victim = fresh(f"victim{attempt}")
-        child = subprocess.Popen(command(victim.path), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        child = subprocess.Popen(
+            command(victim.path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(begin * 0.9, end * 1.05))
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
@@ -261,14 +288,24 @@ def test_sigkill_during_commit_never_leaves_a_partial_version(home: Home, contra
         dataset_dir = victim.path / "datasets" / "T1" / "lb"
         visible = sorted(p.name for p in dataset_dir.glob("v*")) if dataset_dir.exists() else []
         assert len(visible) <= size  # no version directory without its log entry
-        for name in visible:          # and a visible one is whole
-            for part in ("records.parquet", "tree.bin", "manifest.json", "contract.json",
-                         "report.json"):
+        for name in visible:  # and a visible one is whole
+            for part in (
+                "records.parquet",
+                "tree.bin",
+                "manifest.json",
+                "contract.json",
+                "report.json",
+            ):
                 assert (dataset_dir / name / part).is_file()
 
         staged = StagedDelivery(victim.path / "raw" / args[0], args[0], int(args[1]), args[2])
-        rerun = commit(victim, ValidatedDelivery(staged, "T1", "lb", victim.path / "work" / "T1"
-                                                 / "lb" / args[0], args[3]), contract)
+        rerun = commit(
+            victim,
+            ValidatedDelivery(
+                staged, "T1", "lb", victim.path / "work" / "T1" / "lb" / args[0], args[3]
+            ),
+            contract,
+        )
         assert rerun.status == ("unchanged" if size else "committed")
         versions = Store(victim.path, victim.log()).versions("T1", "lb")
         assert [v.version for v in versions] == [1]

@@ -36,14 +36,19 @@ VALUES = {
 
 _fields = st.lists(
     st.tuples(st.text(min_size=1, max_size=6), st.sampled_from(sorted(ARROW_TYPES))),
-    min_size=1, max_size=6, unique_by=lambda f: f[0],
+    min_size=1,
+    max_size=6,
+    unique_by=lambda f: f[0],
 )
 
 
 def _per_row(table: pa.Table, contract: Any, row: int) -> bytes:
-    return canonical_json({
-        f.name: canonical_value(table.column(f.name)[row].as_py(), f.type) for f in contract.fields
-    })
+    return canonical_json(
+        {
+            f.name: canonical_value(table.column(f.name)[row].as_py(), f.type)
+            for f in contract.fields
+        }
+    )
 
 
 @st.composite
@@ -54,11 +59,13 @@ def tables(draw: st.DrawFn) -> tuple[pa.Table, Any]:
     for name, ftype in fields:
         values = draw(st.lists(st.none() | VALUES[ftype], min_size=rows, max_size=rows))
         columns[name] = pa.array(values, ARROW_TYPES[ftype])
-    contract = parse_contract({
-        "name": "t",
-        "fields": [{"name": n, "type": t} for n, t in fields],
-        "primaryKey": [fields[0][0]],
-    })
+    contract = parse_contract(
+        {
+            "name": "t",
+            "fields": [{"name": n, "type": t} for n, t in fields],
+            "primaryKey": [fields[0][0]],
+        }
+    )
     return pa.table(columns), contract
 
 
@@ -85,35 +92,64 @@ def test_named_number_cases() -> None:
     contract = parse_contract({"name": "n", "fields": [{"name": "x", "type": "number"}]})
     cases = [1e21, 1e20, 1e16, 1e-7, -0.0, 5e-324, 0.1, 1.7976931348623157e308, 100.0]
     got = canonical_records(pa.table({"x": pa.array(cases)}), contract).to_pylist()
-    assert got == [b'{"x":1e+21}', b'{"x":100000000000000000000}', b'{"x":10000000000000000}',
-                   b'{"x":1e-7}', b'{"x":0}', b'{"x":5e-324}', b'{"x":0.1}',
-                   b'{"x":1.7976931348623157e+308}', b'{"x":100}']
+    assert got == [
+        b'{"x":1e+21}',
+        b'{"x":100000000000000000000}',
+        b'{"x":10000000000000000}',
+        b'{"x":1e-7}',
+        b'{"x":0}',
+        b'{"x":5e-324}',
+        b'{"x":0.1}',
+        b'{"x":1.7976931348623157e+308}',
+        b'{"x":100}',
+    ]
 
 
 def test_large_tables_take_the_threaded_path_and_still_agree() -> None:
-    contract = parse_contract({"name": "t", "fields": [
-        {"name": "id", "type": "integer"}, {"name": "s", "type": "string"},
-        {"name": "v", "type": "number"}, {"name": "t", "type": "datetime"}],
-        "primaryKey": ["id"]})
+    contract = parse_contract(
+        {
+            "name": "t",
+            "fields": [
+                {"name": "id", "type": "integer"},
+                {"name": "s", "type": "string"},
+                {"name": "v", "type": "number"},
+                {"name": "t", "type": "datetime"},
+            ],
+            "primaryKey": ["id"],
+        }
+    )
     n = 60_000
-    table = pa.table({
-        "id": pa.array(range(n), pa.int64()),
-        "s": pa.array([f'v"{i % 7}\n' if i % 1000 == 0 else f"v{i}" for i in range(n)]),
-        "v": pa.array([i / 3 if i % 11 else None for i in range(n)], pa.float64()),
-        "t": pa.array([dt.datetime(2020, 1, 1) + dt.timedelta(microseconds=i * 1001)
-                       for i in range(n)], pa.timestamp("us")),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "s": pa.array([f'v"{i % 7}\n' if i % 1000 == 0 else f"v{i}" for i in range(n)]),
+            "v": pa.array([i / 3 if i % 11 else None for i in range(n)], pa.float64()),
+            "t": pa.array(
+                [dt.datetime(2020, 1, 1) + dt.timedelta(microseconds=i * 1001) for i in range(n)],
+                pa.timestamp("us"),
+            ),
+        }
+    )
     got = canonical_records(table, contract)
     for row in (0, 1, 999, 1000, 30_000, n - 1):
         assert got[row].as_py() == _per_row(table, contract, row)
 
 
 def test_salts_and_leaf_inputs_match_anchoring() -> None:
-    contract = parse_contract({"name": "dm", "fields": [
-        {"name": "USUBJID", "type": "string"}, {"name": "VISITNUM", "type": "number"},
-        {"name": "AGE", "type": "integer"}], "primaryKey": ["USUBJID", "VISITNUM"]})
-    table = pa.table({"USUBJID": ["01-701-1015", "01-701-1023"], "VISITNUM": [1.0, 2.5],
-                      "AGE": [63, None]})
+    contract = parse_contract(
+        {
+            "name": "dm",
+            "fields": [
+                {"name": "USUBJID", "type": "string"},
+                {"name": "VISITNUM", "type": "number"},
+                {"name": "AGE", "type": "integer"},
+            ],
+            "primaryKey": ["USUBJID", "VISITNUM"],
+        }
+    )
+    table = pa.table(
+        {"USUBJID": ["01-701-1015", "01-701-1023"], "VISITNUM": [1.0, 2.5], "AGE": [63, None]}
+    )
     key = b"s" * 32
     batch = leaf_batch(table, contract, "CDISCPILOT01", "dm", key)
     for row in range(2):
@@ -125,8 +161,9 @@ def test_salts_and_leaf_inputs_match_anchoring() -> None:
 
 
 def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> None:
-    contract = parse_contract({"name": "x", "fields": [{"name": "a", "type": "string"},
-                                                       {"name": "b", "type": "integer"}]})
+    contract = parse_contract(
+        {"name": "x", "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": "integer"}]}
+    )
     table = pa.table({"a": ["z", "a", "m"], "b": [1, 2, 3]})
     ordered = sort_into_leaf_order(table, contract)
     records = canonical_records(ordered, contract).to_pylist()
@@ -135,15 +172,17 @@ def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> No
 
 
 def test_leaf_order_is_by_typed_key_not_file_order() -> None:
-    contract = parse_contract({"name": "x", "fields": [{"name": "k", "type": "integer"}],
-                               "primaryKey": ["k"]})
+    contract = parse_contract(
+        {"name": "x", "fields": [{"name": "k", "type": "integer"}], "primaryKey": ["k"]}
+    )
     ordered = sort_into_leaf_order(pa.table({"k": [10, 9, 100]}), contract)
     assert ordered.column("k").to_pylist() == [9, 10, 100]  # 9 < 10 < 100 as numbers
 
 
 def test_out_of_range_values_are_refused() -> None:
-    contract = parse_contract({"name": "x", "fields": [{"name": "k", "type": "integer"},
-                                                       {"name": "v", "type": "number"}]})
+    contract = parse_contract(
+        {"name": "x", "fields": [{"name": "k", "type": "integer"}, {"name": "v", "type": "number"}]}
+    )
     with pytest.raises(CanonicalizationError, match="2\\*\\*53"):
         canonical_records(pa.table({"k": [2**60], "v": [1.0]}), contract)
     with pytest.raises(CanonicalizationError, match="infinite"):
