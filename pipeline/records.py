@@ -19,9 +19,7 @@ __all__ = [
 ]
 
 import json
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +32,7 @@ from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-_PARALLEL_ROWS = 50_000
+_DICTIONARY_MIN_ROWS = 1_000
 
 
 def _patch(
@@ -104,6 +102,20 @@ def _datetime_json(column: pa.Array, before: str) -> pa.Array:
 
 
 def _value_json(column: pa.Array, field_type: str, name: str, before: str = "") -> pa.Array:
+    """JSON text of each value, after the literal ``before``; null values give ``before`` + null.
+
+    Clinical columns repeat a few values (test codes, units, visits), so when a
+    column has few distinct values the text is made once per value and gathered.
+    """
+    if len(column) >= _DICTIONARY_MIN_ROWS and not pa.types.is_dictionary(column.type):
+        encoded = pc.dictionary_encode(column)
+        if len(encoded.dictionary) * 4 <= len(column):
+            text = _direct_json(encoded.dictionary, field_type, name, before)
+            return pc.fill_null(pc.take(text, encoded.indices), before + "null")
+    return _direct_json(column, field_type, name, before)
+
+
+def _direct_json(column: pa.Array, field_type: str, name: str, before: str = "") -> pa.Array:
     """JSON text of each value, after the literal ``before``; null values give ``before`` + null."""
     if field_type == "string":
         text = _string_json(column, before)
@@ -128,18 +140,6 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return table.column(name).combine_chunks()
 
 
-def _in_threads(table: pa.Table, work: Callable[[pa.Table], pa.Array]) -> pa.Array:
-    """Run ``work`` over row slices in parallel: Arrow kernels release the GIL."""
-    workers = os.cpu_count() or 1
-    if table.num_rows < _PARALLEL_ROWS or workers == 1:
-        return work(table)
-    step = -(-table.num_rows // workers)
-    slices = [table.slice(lo, step) for lo in range(0, table.num_rows, step)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(work, slices))
-    return pa.concat_arrays(parts)
-
-
 def _canonical_slice(table: pa.Table, contract: Contract) -> pa.Array:
     # JCS member order: names sorted by their UTF-16 code units (RFC 8785 §3.2.3).
     fields = sorted(contract.fields, key=lambda f: f.name.encode("utf-16-be"))
@@ -152,7 +152,7 @@ def _canonical_slice(table: pa.Table, contract: Contract) -> pa.Array:
 
 def canonical_records(table: pa.Table, contract: Contract) -> pa.Array:
     """RFC 8785 bytes of each row's record over the contract's columns, as a binary array."""
-    return _in_threads(table, lambda part: _canonical_slice(part, contract))
+    return _canonical_slice(table, contract)
 
 
 def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str) -> pa.Array:
@@ -163,11 +163,8 @@ def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str)
     names = contract.primary_key or contract.field_names
     head = canonical_json([trial, dataset]).decode()[:-1]
 
-    def work(part: pa.Table) -> pa.Array:
-        values = [_value_json(_column(part, n), contract.field(n).type, n, ",") for n in names]
-        return pc.binary_join_element_wise(head, *values, "]", "").cast(pa.binary())
-
-    return _in_threads(table, work)
+    values = [_value_json(_column(table, n), contract.field(n).type, n, ",") for n in names]
+    return pc.binary_join_element_wise(head, *values, "]", "").cast(pa.binary())
 
 
 def sort_into_leaf_order(table: pa.Table, contract: Contract) -> pa.Table:

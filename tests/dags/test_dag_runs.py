@@ -1,0 +1,114 @@
+"""The ingest, anchor and audit DAGs run for real with dag.test() on the embedded default
+(SQLite metadata, in process), on CDISC pilot data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Sandbox, states
+
+from pipeline.anchor import anchored, receipts_for
+from pipeline.home import Home
+from pipeline.store import Store
+
+DM = "ingest__CDISCPILOT01__dm"
+EX = "ingest__CDISCPILOT01__ex"
+
+
+def bad_dm_csv(pilot_dir: Path, target: Path) -> Path:
+    """The pilot's DM as CSV, with one reference start date that is not a date."""
+    import pandas as pd
+
+    frame = pd.read_sas(pilot_dir / "dm.xpt", format="xport", encoding="utf-8")
+    frame.loc[0, "RFSTDTC"] = "yesterday"
+    frame.to_csv(target, index=False)
+    return target
+
+
+def store(sandbox: Sandbox) -> Store:
+    home = Home.open(sandbox.tp_home)
+    return Store(home.path, home.log())
+
+
+def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: Path) -> None:
+    sandbox.register({"dm": {}})
+    sandbox.deliver("dm", pilot_dir / "dm.xpt")
+    bad_dm_csv(pilot_dir, sandbox.deliveries / "dm" / "dm-bad.csv")
+
+    (run,) = sandbox.dag_test(DM)
+    output = sandbox.outputs[-1]
+    assert run["state"] == "failed"
+    by_label = {(t["task_id"], t["label"]): t["state"] for t in run["tasks"]}
+    assert by_label[("deliver.validate", "dm-bad.csv")] == "failed"
+    assert by_label[("deliver.validate", "dm.xpt")] == "success"
+    assert by_label[("deliver.commit", "dm.xpt")] == "success"
+    assert sorted(states(run, "deliver.commit")) == ["success", "upstream_failed"]
+
+    # the good delivery committed: one version, one log entry
+    versions = store(sandbox).versions("CDISCPILOT01", "dm")
+    assert [v.version for v in versions] == [1]
+    assert versions[0].manifest["source"]["name"] == "dm.xpt"
+    assert store(sandbox).log.size() == 1
+
+    # the bad one is in quarantine with its report, named in the task log and the notification
+    (quarantine,) = (sandbox.tp_home / "quarantine").iterdir()
+    report = quarantine / "report.html"
+    assert report.is_file() and (quarantine / "dm-bad.csv").is_file()
+    assert str(report) in output
+    (note,) = sandbox.notifications()
+    assert note["report"] == str(report) and note["quarantine"] == str(quarantine)
+    assert note["task_id"] == "deliver.validate" and note["dag_id"] == DM
+    assert note["owners"] == ["dm-owner@example.org"] and note["notify"] == ["qa@example.org"]
+    assert note["trial"] == "CDISCPILOT01" and note["dataset"] == "dm"
+
+    # the same bytes again under another name: no new version; the rejected file is not retried
+    sandbox.deliver("dm", pilot_dir / "dm.xpt", name="dm-redelivered.xpt")
+    (again,) = sandbox.dag_test(DM)
+    assert again["state"] == "success"
+    assert states(again, "find_new_deliveries") == ["success"]
+    assert "success" not in states(again, "deliver.stage")
+    assert [v.version for v in store(sandbox).versions("CDISCPILOT01", "dm")] == [1]
+    assert store(sandbox).log.size() == 1
+    assert len(sandbox.notifications()) == 1
+
+
+def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path) -> None:
+    sandbox.register({"ex": {"schedule": "on-arrival", "poke_interval": 5}})
+    sandbox.deliver("ex", pilot_dir / "ex.xpt")
+    home = Home.open(sandbox.tp_home)
+
+    ingest, first, second, audit = sandbox.dag_test(EX, "anchor", "anchor", "audit")
+    output = sandbox.outputs[-1]
+    assert ingest["state"] == "success", output[-3000:]
+    assert states(ingest, "deliver.commit") == ["success"]
+    assert [v.version for v in store(sandbox).versions("CDISCPILOT01", "ex")] == [1]
+
+    # the first anchor run anchored size 1 with a receipt; the second found nothing new
+    assert first["state"] == "success" and second["state"] == "success"
+    assert anchored(home) == [1]
+    note, receipts = receipts_for(home, 1)
+    assert note.startswith(home.origin) and receipts
+    assert "nothing to anchor" in output
+
+    assert audit["state"] == "success"
+    assert sandbox.notifications() == []
+
+    # flip one byte of the committed records: the audit DAG fails and lists the finding
+    records = store(sandbox).version("CDISCPILOT01", "ex").path / "records.parquet"
+    data = bytearray(records.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    records.write_bytes(bytes(data))
+    (tampered,) = sandbox.dag_test("audit")
+    output = sandbox.outputs[-1]
+    assert tampered["state"] == "failed"
+    assert states(tampered, "audit") == ["failed"]
+    assert "audit found" in output and "CDISCPILOT01/ex" in output
+    (notification,) = sandbox.notifications()
+    assert notification["job"] == "audit" and "audit found" in notification["error"]
+
+
+def test_anchor_and_audit_on_an_empty_log(sandbox: Sandbox) -> None:
+    sandbox.register({})
+    for run in sandbox.dag_test("anchor", "audit"):
+        assert run["state"] == "success", sandbox.outputs[-1][-3000:]
+    assert "nothing to anchor" in sandbox.outputs[-1]
