@@ -24,6 +24,7 @@ from anchoring.errors import (
     LogConsistencyError,
     VerificationError,
 )
+from anchoring.note import Verifier
 from pipeline.cli_progress import stage_progress
 from pipeline.errors import AuditFailed, PipelineError, UsageError
 from pipeline.home import Home, resolve_home
@@ -76,7 +77,7 @@ def cli() -> None:
 @cli.command()
 @home_option
 @click.option("--origin", required=True, help="the log's origin line, e.g. trials.example.org/log")
-@click.option("--key-name", default=None, help="name of the log's signing key (default: the origin)")
+@click.option("--key-name", default=None, help="the signing key's name (default: the origin)")
 def init(home_dir: Path | None, origin: str, key_name: str | None) -> None:
     """Create a home: the log's Ed25519 signing key, the salt key and the log. Prints the vkey."""
     path = resolve_home(home_dir)
@@ -112,20 +113,19 @@ def consistency(home_dir: Path | None, as_json: bool, old_size: int, new_size: i
     if not 0 < old_size <= new <= log.size():
         raise UsageError(f"need 0 < --from <= --to <= log size {log.size()}; got {old_size}, {new}")
     proof = log.consistency_proof(old_size, new)
+    hashes = [h.hex() for h in proof]
     payload = {
         "old_size": old_size,
         "new_size": new,
         "old_root": log.root(old_size).hex(),
         "new_root": log.root(new).hex(),
-        "proof": [h.hex() for h in proof],
+        "proof": hashes,
     }
-    _emit(as_json, payload, "\n".join(payload["proof"]) if proof else "")
+    _emit(as_json, payload, "\n".join(hashes))
 
 
-def _read_vkeys(values: Sequence[str]) -> list[Any]:
-    from anchoring.note import Verifier
-
-    verifiers = []
+def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
+    verifiers: list[Verifier] = []
     for value in values:
         path = Path(value)
         lines = [value]
@@ -155,7 +155,8 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
         verify_record_proof(proof, trusted)
     except BundleVerificationError as exc:
         if as_json:
-            click.echo(json.dumps({"verified": False, "step": exc.step.value, "reason": exc.reason}))
+            failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
+            click.echo(json.dumps(failure))
         raise
     manifest = proof.manifest
     summary = (f"verified: record {proof.leaf_index} of {manifest['trial']}/{manifest['dataset']} "
@@ -337,7 +338,7 @@ def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
 @home_option
 @json_option
 def anchor_command(home_dir: Path | None, as_json: bool) -> None:
-    """Anchor the current checkpoint to the configured ledgers (nothing if the log has not grown)."""
+    """Anchor the current checkpoint to the configured ledgers (if the log has grown)."""
     from pipeline.anchor import anchor
 
     result = anchor(_open_home(home_dir))
@@ -352,7 +353,7 @@ def anchor_command(home_dir: Path | None, as_json: bool) -> None:
 @cli.command("audit")
 @home_option
 @json_option
-@click.option("--trial", default=None, help="audit this trial's versions (the log is always audited)")
+@click.option("--trial", default=None, help="only this trial's versions (the log is always checked)")
 def audit_command(home_dir: Path | None, as_json: bool, trial: str | None) -> None:
     """Recompute every root and check the log, checkpoints and receipts. Exit 1 on any finding."""
     from pipeline.audit import audit
