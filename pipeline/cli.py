@@ -353,7 +353,9 @@ def anchor_command(home_dir: Path | None, as_json: bool) -> None:
 @cli.command("audit")
 @home_option
 @json_option
-@click.option("--trial", default=None, help="only this trial's versions (the log is always checked)")
+@click.option(
+    "--trial", default=None, help="only this trial's versions (the log is always checked)",
+)
 def audit_command(home_dir: Path | None, as_json: bool, trial: str | None) -> None:
     """Recompute every root and check the log, checkpoints and receipts. Exit 1 on any finding."""
     from pipeline.audit import audit
