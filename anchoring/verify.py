@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ["verify_record_proof"]
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from anchoring.bundle import RecordProof
@@ -107,7 +108,7 @@ def verify_record_proof(
         )
 
     try:
-        open_note(note, trusted)
+        _check_signed(proof.checkpoint, tuple(trusted))
     except AnchoringError as exc:
         raise _fail(VerificationStep.CHECKPOINT_SIGNATURE, str(exc)) from None
 
@@ -124,6 +125,14 @@ def verify_record_proof(
             check(receipt, anchored, anchored_note)
         except AnchoringError as exc:
             raise _fail(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None
+
+
+@lru_cache(maxsize=64)
+def _check_signed(note: str, trusted: tuple[Verifier, ...]) -> None:
+    """Open a signed checkpoint once per (text, trusted keys): many proofs share one
+    checkpoint, and an Ed25519 check costs more than the rest of a proof. Failures
+    raise, and exceptions are never cached."""
+    open_note(note, trusted)
 
 
 def _anchored_checkpoint(
