@@ -70,24 +70,20 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
         },
     )
     def ingest() -> None:
-        if entry.on_arrival:
+        @task.sensor(task_id="find_new_deliveries", mode="reschedule",
+                     poke_interval=entry.poke_interval, timeout=entry.poke_timeout,
+                     soft_fail=True)
+        def wait_for_new_deliveries() -> PokeReturnValue:
+            from pipeline.registry import new_deliveries
 
-            @task.sensor(task_id="find_new_deliveries", mode="reschedule",
-                         poke_interval=entry.poke_interval, timeout=entry.poke_timeout,
-                         soft_fail=True)
-            def find_new_deliveries() -> PokeReturnValue:
-                from pipeline.registry import new_deliveries
+            found = new_deliveries(_home(), entry)
+            return PokeReturnValue(is_done=bool(found), xcom_value=found)
 
-                found = new_deliveries(_home(), entry)
-                return PokeReturnValue(is_done=bool(found), xcom_value=found)
+        @task(task_id="find_new_deliveries")
+        def find_new_deliveries() -> list[dict[str, Any]]:
+            from pipeline.registry import new_deliveries
 
-        else:
-
-            @task(task_id="find_new_deliveries")
-            def find_new_deliveries() -> PokeReturnValue:
-                from pipeline.registry import new_deliveries
-
-                return new_deliveries(_home(), entry)  # type: ignore[return-value]
+            return new_deliveries(_home(), entry)
 
         @task(map_index_template=LABEL)
         def stage(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +114,8 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
         def deliver(delivery: dict[str, Any]) -> None:
             commit(validate(stage(delivery)))
 
-        deliver.expand(delivery=find_new_deliveries())
+        finder = wait_for_new_deliveries if entry.on_arrival else find_new_deliveries
+        deliver.expand(delivery=finder())
 
     return ingest()
 

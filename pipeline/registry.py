@@ -39,12 +39,16 @@ __all__ = [
     "LOG_ASSET_URI",
     "MANUAL",
     "NOTIFICATIONS_FILE",
+    "PeriodicJob",
     "Registry",
     "RegistryEntry",
     "RegistryFileError",
     "RegistryProblem",
+    "check_deliveries",
+    "check_schedule",
     "commit_delivery",
     "failure_notifier",
+    "is_remote",
     "list_deliveries",
     "load_registry",
     "new_deliveries",
@@ -87,6 +91,8 @@ NOTIFICATIONS_FILE = "notifications.log"
 ARRIVAL = "on-arrival"
 #: Schedule keyword: only when triggered by hand or through the API.
 MANUAL = "manual"
+#: New deliveries taken by one run; Airflow maps each, and caps a mapping at 1024 by default.
+MAX_PER_RUN = 200
 #: Airflow's cron presets.
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
@@ -636,8 +642,10 @@ def _quarantined(home: Home, trial: str, dataset: str) -> dict[str, Path]:
     return found
 
 
-def new_deliveries(home: Home, entry: RegistryEntry) -> list[dict[str, Any]]:
-    """The deliveries not yet seen for this dataset, as ``{path, name, sha256, size}``.
+def new_deliveries(home: Home, entry: RegistryEntry,
+                   limit: int = MAX_PER_RUN) -> list[dict[str, Any]]:
+    """The deliveries not yet seen for this dataset, as ``{path, name, sha256, size}``,
+    at most ``limit`` of them (in name order; the rest wait for the next run).
 
     Skipped, with a log line each: a file whose sha256 is already a committed
     version of the dataset; one already rejected into quarantine (deliver a
@@ -663,6 +671,8 @@ def new_deliveries(home: Home, entry: RegistryEntry) -> list[dict[str, Any]]:
             log.info("skip %s: rejected earlier, see %s", name, quarantined[sha[:12]])
         elif sha in batch:
             log.info("skip %s: same bytes as another file in this batch", name)
+        elif len(fresh) >= limit:
+            log.info("%s waits for the next run (at most %d deliveries a run)", name, limit)
         else:
             batch.add(sha)
             fresh.append({"path": location, "name": name, "sha256": sha, "size": size})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import BIN, DAGS, REPO, Sandbox
+from airflow_sandbox import BIN, DAGS, REPO, Sandbox
 
 INGEST_DAGS = ["ingest__CDISCPILOT01__dm", "ingest__CDISCPILOT01__ex"]
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Sandbox, states
+import pytest
+from airflow_sandbox import Sandbox, states
 
 from pipeline.anchor import anchored, receipts_for
 from pipeline.home import Home
 from pipeline.store import Store
+
+pytestmark = pytest.mark.usefixtures("execution_api")
 
 DM = "ingest__CDISCPILOT01__dm"
 EX = "ingest__CDISCPILOT01__ex"

@@ -35,9 +35,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BIN, CONTRACTS, DAGS, ORIGIN, tail
+from airflow_sandbox import BIN, CONTRACTS, DAGS, ORIGIN, tail
 
-pytestmark = [pytest.mark.scaleout, pytest.mark.postgres]
+pytestmark = [pytest.mark.scaleout, pytest.mark.postgres,
+              pytest.mark.usefixtures("execution_api")]
 
 PG = os.environ.get("TRIALPROOF_TEST_PG_ADMIN_URL",
                     "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

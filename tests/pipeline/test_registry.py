@@ -256,6 +256,7 @@ def test_new_deliveries_skip_committed_quarantined_duplicate_and_partial(
     found = new_deliveries(home, entry)
     # sorted; a.csv has the same bytes as a-copy.csv; hidden and partial files are ignored
     assert [d["name"] for d in found] == ["a-copy.csv", "bad.csv"]
+    assert new_deliveries(home, entry, limit=1) == found[:1]  # the rest wait for the next run
     by_name = {d["name"]: d for d in found}
 
     committed = []

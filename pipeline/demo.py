@@ -1,0 +1,149 @@
+"""``make demo``: the main job on the embedded defaults, end to end.
+
+1. creates (or reuses) the home ``./.trialproof`` and the Airflow home ``./.airflow``
+   (SQLite metadata, the same as ``make airflow``, so the UI shows these runs);
+2. runs the real ingest DAGs of the example registry (``registry/sponsors.yaml``:
+   the CDISC pilot trial CDISCPILOT01) and then the anchor DAG, in process with
+   ``dag.test()``;
+3. writes a record proof and verifies it with nothing but the log's public key;
+4. prints what was ingested, the checkpoint, and where everything is.
+
+A second run finds nothing new to ingest (deliveries are idempotent by sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ORIGIN = "trials.example.org/log"
+DEMO_DATASET = ("CDISCPILOT01", "dm", {"STUDYID": "CDISCPILOT01", "USUBJID": "01-701-1015"})
+
+_RUN_DAGS = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+if bag.import_errors:
+    print("IMPORT-ERRORS " + json.dumps({k: v.splitlines()[-1] for k, v in bag.import_errors.items()}))
+order = sorted(d for d in bag.dag_ids if d.startswith("ingest__")) + ["anchor"]
+results = []
+for dag_id in order:
+    run = bag.dags[dag_id].test()
+    results.append({"dag_id": dag_id, "state": str(run.state)})
+    print(f"  {dag_id}: {run.state}", flush=True)
+print("RESULT " + json.dumps(results), flush=True)
+"""
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def airflow_env(home: Path, airflow_home: Path, registry: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update({
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "TRIALPROOF_HOME": str(home),
+        "TRIALPROOF_REGISTRY": str(registry),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    })
+    return env
+
+
+def main() -> int:
+    from pipeline.home import Home, resolve_home
+
+    started = time.perf_counter()
+    home_path = resolve_home(os.environ.get("TRIALPROOF_HOME") or REPO / ".trialproof")
+    airflow_home = Path(os.environ.get("AIRFLOW_HOME") or REPO / ".airflow")
+    registry = Path(os.environ.get("TRIALPROOF_REGISTRY") or REPO / "registry" / "sponsors.yaml")
+    home = Home.open(home_path) if (home_path / "config.json").exists() else Home.init(
+        home_path, ORIGIN)
+    _say(f"trialproof home: {home.path}\nlog public key (vkey): {home.verifier.vkey}")
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(home.path, airflow_home, registry)
+
+    _say("preparing Airflow's metadata database (SQLite) ...")
+    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
+                             capture_output=True, text=True, check=False, cwd=REPO)
+    if migrate.returncode != 0:
+        _say(migrate.stdout[-2000:] + migrate.stderr[-2000:])
+        _say("airflow db migrate failed")
+        return 1
+
+    _say("running the ingest DAGs and the anchor DAG with dag.test() ...")
+    runs = subprocess.run([sys.executable, "-c", _RUN_DAGS, str(REPO / "dags")], env=env,
+                          capture_output=True, text=True, check=False, cwd=REPO)
+    lines = runs.stdout.splitlines()
+    for line in lines:
+        if line.startswith(("  ", "IMPORT-ERRORS")):
+            _say(line)
+    result_line = next((ln for ln in lines if ln.startswith("RESULT ")), None)
+    if runs.returncode != 0 or result_line is None:
+        _say(runs.stdout[-3000:] + runs.stderr[-3000:])
+        _say("the DAG runs failed")
+        return 1
+    states = json.loads(result_line[len("RESULT "):])
+    failed = [r["dag_id"] for r in states if r["state"] != "success"]
+
+    return _summarize(Home.open(home.path), airflow_home, registry, failed, started)
+
+
+def _summarize(home: object, airflow_home: Path, registry: Path, failed: list[str],
+               started: float) -> int:
+    from anchoring.verify import verify_record_proof
+    from pipeline.anchor import anchored
+    from pipeline.fsutil import write_text_durably
+    from pipeline.home import Home
+    from pipeline.prove import prove_record
+    from pipeline.store import Store
+
+    assert isinstance(home, Home)
+    store = Store(home.path, home.log())
+    _say("\ningested (trial/dataset: versions, records, root):")
+    for trial, dataset in store.datasets():
+        versions = store.versions(trial, dataset)
+        latest = versions[-1]
+        _say(f"  {trial}/{dataset}: v{latest.version} of {len(versions)}, "
+             f"{latest.manifest['records']} records, root {latest.manifest['root'][:16]}…, "
+             f"report {latest.path / 'report.html'}")
+    quarantine = home.path / "quarantine"
+    rejected = sorted(quarantine.iterdir()) if quarantine.is_dir() else []
+    if rejected:
+        _say(f"  quarantined deliveries: {len(rejected)} in {quarantine}")
+
+    trial, dataset, key = DEMO_DATASET
+    proof = prove_record(home, trial, dataset, key={k: str(v) for k, v in key.items()})
+    out = home.path / "demo" / "proof.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_durably(out, proof.to_json())
+    verify_record_proof(proof, [home.verifier])
+    anchors = anchored(home)
+    _say(f"\ncheckpoint (signed, C2SP tlog-checkpoint):\n{proof.checkpoint.rstrip()}")
+    _say(f"\nanchored sizes (local ledger): {anchors or 'none yet'}")
+    _say(f"record proof: {out} ({trial}/{dataset} "
+         f"{', '.join(f'{k}={v}' for k, v in key.items())}) -- verified")
+    _say(f"verify it yourself:  .venv/bin/trialproof verify {out} --vkey '{home.verifier.vkey}'")
+    _say(f"audit everything:    .venv/bin/trialproof audit --home {home.path}")
+    _say(f"Airflow UI:          make airflow  (then http://localhost:8080, user admin; "
+         f"password in {airflow_home}/simple_auth_manager_passwords.json.generated)")
+    _say(f"registry:            {registry}")
+    _say(f"done in {time.perf_counter() - started:.0f} s")
+    if failed:
+        _say(f"FAILED DAG runs: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
