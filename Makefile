@@ -1,11 +1,11 @@
-# trialproof: make install | demo | test | bench | lint | airflow
-PYTHON ?= python3.11
+# trialproof: make install | demo | test | bench | lint | airflow | lock | clean
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test test-fast bench lint lock clean
+.PHONY: install demo test bench airflow lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,27 +15,35 @@ $(UV): | $(BIN)/python
 
 # The lock pins every package; merkletools is a test peer whose pysha3 dependency
 # does not build on Python >= 3.10, so it goes in without dependencies.
-install: $(UV)
+STAMP := $(VENV)/.installed
+
+$(STAMP): requirements.lock pyproject.toml | $(UV)
 	$(UV) pip sync --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	$(UV) pip install --python $(BIN)/python --no-deps merkletools==1.0.3
+	@touch $(STAMP)
 	@echo "installed into $(VENV)"
+
+install: $(STAMP)
 
 lock: $(UV)
 	$(UV) pip compile pyproject.toml --all-extras --no-header --python $(BIN)/python -o requirements.lock
 
-demo:
+demo: $(STAMP)
 	$(BIN)/python -m pipeline.demo
 
-test:
+test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-bench:
+bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-lint:
+airflow: $(STAMP)
+	bash scripts/airflow_standalone.sh
+
+lint: $(STAMP)
 	$(BIN)/ruff check anchoring pipeline dags tests bench
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .trialproof .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .trialproof .airflow .mypy_cache .ruff_cache .pytest_cache

@@ -717,6 +717,13 @@ class _Suite:
                           "peak_bytes": m.peak, "input_bytes": size, "root": m.extra["root"]}
         lines += [markdown_table(["Input", "Time", "CPU", "Records/s", "Peak memory",
                                   "Input size", "Notes"], rows), ""]
+        per_record = [f"{table[k]['peak_bytes'] / table[k]['rows']:,.0f} B ({k.split('_')[1]}, "
+                      f"{table[k]['rows']:,} rows)" for k, *_ in spec if "peak_bytes" in table[k]]
+        if per_record:
+            lines += ["Peak memory per record: " + "; ".join(per_record) + ". The whole "
+                      "version is processed in memory at once (typed table, pandas frame for "
+                      "GX, canonical records, salts, leaf inputs, tree levels), so memory grows "
+                      "linearly with the delivery.", ""]
         if "same root from Parquet and CSV, every run" in self.checks:
             same = self.checks["same root from Parquet and CSV, every run"]
             lines += ["Root check (outside the timing): every Parquet and CSV run of the same "

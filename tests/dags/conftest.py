@@ -59,13 +59,17 @@ def execution_api(migrated_db: Path) -> None:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path, migrated_db: Path) -> Sandbox:
+def sandbox(tmp_path: Path, migrated_db: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     from pipeline.home import Home
 
+    monkeypatch.delenv("TRIALPROOF_LOG_URL", raising=False)  # the sandbox's log is in its home
     airflow_home = tmp_path / "airflow"
     airflow_home.mkdir()
     db = airflow_home / "airflow.db"
     shutil.copyfile(migrated_db, db)
+    wal = migrated_db.with_name(migrated_db.name + "-wal")
+    if wal.exists():  # SQLite in WAL mode: the pages not yet checkpointed
+        shutil.copyfile(wal, db.with_name(db.name + "-wal"))
     tp_home = tmp_path / "home"
     Home.init(tp_home, ORIGIN)
     registry = tmp_path / "registry.yaml"

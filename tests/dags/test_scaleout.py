@@ -181,6 +181,11 @@ def _runs(engine: Any) -> list[tuple[str, str, str]]:
 
 def test_scale_out_celery_postgres_redis(tmp_path: Path, pilot_dir: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("asyncpg") is None:
+        pytest.fail("asyncpg is not installed: Airflow on PostgreSQL needs it for its async "
+                    "engine (install apache-airflow[postgres], or add asyncpg to the lock)")
     started = time.monotonic()
     deadline = started + DEADLINE - 40  # leave time to stop and clean up
     with databases(2) as (meta_url, log_url), redis_db() as broker:
