@@ -70,6 +70,12 @@ def _as_series(pl: Any, messages: Sequence[bytes] | Any) -> Any:
     return pl.Series("m", list(messages), dtype=pl.Binary)
 
 
+def _as_bytes_list(messages: Sequence[bytes] | Any) -> list[bytes]:
+    if hasattr(messages, "to_pylist"):  # an Arrow array or a polars Series
+        return list(messages.to_pylist())
+    return [bytes(m) for m in messages]
+
+
 def sha256_many(prefix: bytes, messages: Sequence[bytes] | Any) -> bytes:
     """SHA-256(prefix || m) for every message, concatenated (32 bytes each).
 
@@ -77,8 +83,7 @@ def sha256_many(prefix: bytes, messages: Sequence[bytes] | Any) -> bytes:
     """
     pl = _polars()
     if pl is None or len(messages) < VECTOR_THRESHOLD:
-        source = messages.to_pylist() if hasattr(messages, "to_pylist") else messages
-        return b"".join(hashlib.sha256(prefix + bytes(m)).digest() for m in source)
+        return b"".join(hashlib.sha256(prefix + m).digest() for m in _as_bytes_list(messages))
     return _digests(pl, prefix, _as_series(pl, messages))
 
 
@@ -95,8 +100,9 @@ def hmac_sha256_many(key: bytes, messages: Sequence[bytes] | Any) -> bytes:
     outer_pad = bytes(b ^ 0x5C for b in block)
     pl = _polars()
     if pl is None or len(messages) < VECTOR_THRESHOLD:
-        source = messages.to_pylist() if hasattr(messages, "to_pylist") else messages
-        return b"".join(hmac.new(key, bytes(m), hashlib.sha256).digest() for m in source)
+        return b"".join(
+            hmac.new(key, m, hashlib.sha256).digest() for m in _as_bytes_list(messages)
+        )
     inner = _digests(pl, inner_pad, _as_series(pl, messages))
     return _digests(pl, outer_pad, _fixed_rows(pl, inner, HASH_SIZE))
 
@@ -109,7 +115,7 @@ def _plain_level(children: bytes) -> bytes:
 
 
 def _plain_leaves(leaf_inputs: Sequence[bytes] | Any) -> bytes:
-    return b"".join(hashlib.sha256(LEAF_PREFIX + bytes(d)).digest() for d in leaf_inputs)
+    return sha256_many(LEAF_PREFIX, _as_bytes_list(leaf_inputs))
 
 
 def build_levels(leaf_inputs: Sequence[bytes] | Any) -> list[bytes]:
@@ -119,7 +125,7 @@ def build_levels(leaf_inputs: Sequence[bytes] | Any) -> list[bytes]:
     is the hash of the perfect subtree of 2**l leaves starting at leaf
     ``i << l``, each 32 bytes, concatenated. An odd node at the end of a level
     has no parent at the next level: it is carried up by the RFC 9162 split
-    instead. ``leaf_inputs`` is a sequence of bytes or a polars Binary Series.
+    instead. ``leaf_inputs`` is a sequence of bytes, a polars Binary Series or an Arrow array.
     """
     pl = _polars()
     n = len(leaf_inputs)
