@@ -28,8 +28,9 @@ _RUN_DAGS = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
-if bag.import_errors:
-    print("IMPORT-ERRORS " + json.dumps({k: v.splitlines()[-1] for k, v in bag.import_errors.items()}))
+errors = {k: v.splitlines()[-1] for k, v in bag.import_errors.items()}
+if errors:
+    print("IMPORT-ERRORS " + json.dumps(errors))
 order = sorted(d for d in bag.dag_ids if d.startswith("ingest__")) + ["anchor"]
 results = []
 for dag_id in order:

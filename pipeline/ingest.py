@@ -176,15 +176,32 @@ def validate(
     progress: Progress = _quiet,
     keep_table: bool = False,
 ) -> ValidatedDelivery:
-    """Read and validate a staged delivery. On failure, quarantine it and raise ValidationFailed."""
+    """Read and validate a staged delivery.
+
+    A delivery that cannot be read, or that breaks its contract, is quarantined
+    with its report, and :class:`ValidationFailed` names the problem and the place.
+    """
     from pipeline.readers import read_delivery
     from pipeline.validation import validate as run_suite
 
     check_name(trial, "trial")
     check_name(dataset, "dataset")
     progress("read")
+    store = store_for(home)
     fmt_path = staged.path.with_name(staged.name)  # readers pick the format by extension
-    delivery = read_delivery(staged.path, contract, fmt=_format_of(fmt_path))
+    try:
+        delivery = read_delivery(staged.path, contract, fmt=_format_of(fmt_path))
+    except ReadError as exc:
+        # Name the delivered file, not its copy in raw/; and reject it like an invalid one,
+        # into quarantine with a report, so that nobody picks it up again.
+        problem = str(exc).replace(str(staged.path), staged.name)
+        rejection = {"success": False, "source": staged.name, "sha256": staged.sha256,
+                     "contract": contract.name, "error": problem}
+        rejection_json = (json.dumps(rejection, indent=2) + "\n").encode()
+        where = store.quarantine(trial, dataset, staged.sha256, staged.name,
+                                 {"report.json": rejection_json})
+        raise ValidationFailed(f"{problem}; quarantined in {where}", str(where),
+                               str(where / "report.json")) from None
     progress("validate")
     report = run_suite(
         delivery.table,
@@ -195,7 +212,6 @@ def validate(
     )
     report_json = report.to_json().encode("utf-8")
     report_html = report.to_html().encode("utf-8")
-    store = store_for(home)
     if not report.success:
         where = store.quarantine(
             trial,

@@ -714,25 +714,11 @@ def validate_delivery(home: Home, entry: RegistryEntry,
     Raises :class:`pipeline.errors.ValidationFailed` (already quarantined, with the report path).
     """
     from pipeline.contract import load_contract
-    from pipeline.errors import ReadError, ValidationFailed
     from pipeline.ingest import StagedDelivery, validate
-    from pipeline.store import Store
 
     staged = StagedDelivery.from_json(dict(staged_json))
     contract = load_contract(entry.contract_path)
-    try:
-        validated = validate(home, staged, entry.trial, entry.dataset, contract)
-    except ReadError as exc:
-        # An unreadable delivery is rejected like an invalid one: into quarantine with a
-        # report, so that the next run does not pick it up again.
-        report = {"success": False, "source": staged.name, "sha256": staged.sha256,
-                  "contract": contract.name, "error": str(exc)}
-        where = Store(home.path, home.log()).quarantine(
-            entry.trial, entry.dataset, staged.sha256, staged.name,
-            {"report.json": (json.dumps(report, indent=2) + "\n").encode("utf-8")})
-        raise ValidationFailed(f"{staged.name} cannot be read: {exc}; quarantined in {where} "
-                               f"(report: {where / 'report.json'})",
-                               str(where), str(where / "report.json")) from exc
+    validated = validate(home, staged, entry.trial, entry.dataset, contract)
     log.info("%s is valid under contract %s", staged.name, contract.name)
     return validated.to_json()
 

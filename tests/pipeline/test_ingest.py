@@ -134,13 +134,22 @@ def test_failed_validation_quarantines_and_changes_nothing(
     )
 
 
-def test_unknown_columns_are_an_error(home: Home, contract_path: Path, tmp_path: Path) -> None:
+def test_unknown_columns_are_refused_and_quarantined(
+    home: Home, contract_path: Path, tmp_path: Path
+) -> None:
     table = lb_table(5).append_column("EXTRA", pa.array(["x"] * 5))
-    with pytest.raises(ReadError, match="EXTRA"):
-        ingest(
-            home, write_csv(table, tmp_path / "extra.csv"), "T1", "lb", load_contract(contract_path)
-        )
+    with pytest.raises(ValidationFailed, match=r"extra\.csv.*EXTRA") as info:
+        ingest(home, write_csv(table, tmp_path / "extra.csv"), "T1", "lb",
+               load_contract(contract_path))
+    assert str(home.path / "raw") not in str(info.value)  # names the delivery, not its copy
+    report = json.loads((Path(info.value.quarantine_path) / "report.json").read_text())
+    assert report["success"] is False and "EXTRA" in report["error"]
     assert home.log().size() == 0
+
+
+def test_a_missing_file_is_a_read_error(home: Home, contract_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match=r"nope\.csv"):
+        ingest(home, tmp_path / "nope.csv", "T1", "lb", load_contract(contract_path))
 
 
 def test_diff_matches_by_key_and_both_sides_prove(
