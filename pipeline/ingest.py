@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +49,7 @@ from pipeline.contract import Contract
 from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
-from pipeline.records import leaf_batch, sort_into_leaf_order
+from pipeline.records import LeafBatch, leaf_batch, sort_into_leaf_order
 from pipeline.store import SALT_COLUMN, Store, check_name, log_key, publish
 
 #: Called with the name of each stage as it starts.
@@ -231,9 +232,10 @@ def validate(
     work.mkdir(parents=True, exist_ok=True)
     write_bytes_durably(work / "report.json", report_json)
     write_bytes_durably(work / "report.html", report_html)
-    tmp = work / f".typed.{os.getpid()}.parquet"
-    pq.write_table(delivery.table, tmp)
-    os.replace(tmp, work / "typed.parquet")
+    if not keep_table:  # a commit in another process (an Airflow task) reads it from here
+        tmp = work / f".typed.{os.getpid()}.parquet"
+        pq.write_table(delivery.table, tmp)
+        os.replace(tmp, work / "typed.parquet")
     return ValidatedDelivery(
         staged,
         trial,
@@ -288,13 +290,18 @@ def commit(
         table = pq.read_table(validated.work_dir / "typed.parquet")
     table = sort_into_leaf_order(table, contract)
     leaves = leaf_batch(table, contract, trial, dataset, home.trial_salt_key(trial))
-    progress("tree")
-    tree = MerkleTree.from_leaf_inputs(leaves.leaf_inputs)
 
-    progress("store")
+    progress("tree")
     with store.staging_dir(trial, dataset) as staging:
         try:
-            result = _commit_in(staging, store, validated, contract, tree, table, leaves, progress)
+            # The records file and the tree need the same leaves and nothing of each
+            # other: write one while hashing the other (both release the GIL).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                writing = pool.submit(_write_records, staging / "records.parquet", table, leaves)
+                tree = MerkleTree.from_leaf_inputs(leaves.leaf_inputs)
+                writing.result()
+            progress("store")
+            result = _commit_in(staging, store, validated, contract, tree, progress)
         except BaseException:
             if not (staging / "manifest.json").exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -303,20 +310,21 @@ def commit(
     return result
 
 
+def _write_records(path: Path, table: pa.Table, leaves: LeafBatch) -> None:
+    """The typed records in leaf order, with their salts (DESIGN Storage)."""
+    pq.write_table(table.append_column(SALT_COLUMN, leaves.salts), path)
+    _fsync_file(path)
+
+
 def _commit_in(
     staging: Path,
     store: Store,
     validated: ValidatedDelivery,
     contract: Contract,
     tree: MerkleTree,
-    table: pa.Table,
-    leaves: Any,
     progress: Progress,
 ) -> IngestResult:
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
-    records = table.append_column(SALT_COLUMN, leaves.salts)
-    pq.write_table(records, staging / "records.parquet")
-    _fsync_file(staging / "records.parquet")
     tree.write(staging / "tree.bin")
     write_bytes_durably(staging / "contract.json", canonical_json(dict(contract.descriptor)))
     for name in ("report.json", "report.html"):
