@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "MAX_BUNDLE_BYTES",
     "MAX_PROOF_HASHES",
+    "RECORD_PROOF_FIELDS",
     "RECORD_PROOF_TYPE",
     "InclusionProver",
     "RecordProof",
@@ -28,6 +29,11 @@ from anchoring.errors import BundleFormatError, NoteFormatError
 from anchoring.note import parse_note
 
 RECORD_PROOF_TYPE = "trialproof/record-proof/v1"
+#: The fields of a record proof besides ``type`` (DESIGN Formats 8).
+RECORD_PROOF_FIELDS = (
+    "record", "salt", "leaf_index", "dataset_size", "dataset_proof", "manifest",
+    "log_index", "log_size", "log_proof", "checkpoint", "anchors",
+)
 #: A tree of 2**63 leaves needs at most 63 hashes in a proof.
 MAX_PROOF_HASHES = 63
 MAX_BUNDLE_BYTES = 16 << 20
@@ -115,19 +121,7 @@ def parse_record_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof:
     bundle = _object(obj, "bundle")
     if bundle.get("type") != RECORD_PROOF_TYPE:
         raise BundleFormatError(f'bundle "type" must be "{RECORD_PROOF_TYPE}"')
-    required = (
-        "record",
-        "salt",
-        "leaf_index",
-        "dataset_size",
-        "dataset_proof",
-        "manifest",
-        "log_index",
-        "log_size",
-        "log_proof",
-        "checkpoint",
-        "anchors",
-    )
+    required = RECORD_PROOF_FIELDS
     missing = [name for name in required if name not in bundle]
     if missing:
         raise BundleFormatError(f"bundle is missing {', '.join(missing)}")

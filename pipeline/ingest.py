@@ -50,7 +50,7 @@ from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
 from pipeline.records import LeafBatch, leaf_batch, sort_into_leaf_order
-from pipeline.store import SALT_COLUMN, Store, check_name, log_key, publish
+from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish
 
 #: Called with the name of each stage as it starts.
 Progress = Callable[[str], None]
@@ -119,6 +119,12 @@ class IngestResult:
     log_index: int
     manifest: dict[str, Any]
     version_dir: Path
+
+    @classmethod
+    def unchanged(cls, info: VersionInfo) -> IngestResult:
+        """The delivery was already committed as ``info``: no new version."""
+        return cls("unchanged", info.trial, info.dataset, info.version, info.log_index,
+                   info.manifest, info.path)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,15 +280,7 @@ def commit(
     existing = store.committed_source(trial, dataset, staged.sha256)
     if existing is not None:
         shutil.rmtree(validated.work_dir, ignore_errors=True)
-        return IngestResult(
-            "unchanged",
-            trial,
-            dataset,
-            existing.version,
-            existing.log_index,
-            existing.manifest,
-            existing.path,
-        )
+        return IngestResult.unchanged(existing)
 
     progress("canonicalize")
     table = validated.table
@@ -365,9 +363,7 @@ def _commit_in(
         shutil.rmtree(staging, ignore_errors=True)
         assert isinstance(dup.entry, LogEntry)
         info = store.version(trial, dataset, dup.entry.key_seq)
-        return IngestResult(
-            "unchanged", trial, dataset, info.version, info.log_index, info.manifest, info.path
-        )
+        return IngestResult.unchanged(info)
     target = store.version_dir(trial, dataset, manifest["version"])
     publish(staging, target)
     return IngestResult(
@@ -392,14 +388,6 @@ def ingest(
     store.recover()
     existing = store.committed_source(trial, dataset, staged.sha256)
     if existing is not None:
-        return IngestResult(
-            "unchanged",
-            trial,
-            dataset,
-            existing.version,
-            existing.log_index,
-            existing.manifest,
-            existing.path,
-        )
+        return IngestResult.unchanged(existing)
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)
     return commit(home, validated, contract, progress)

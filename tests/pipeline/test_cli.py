@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring.bundle import RECORD_PROOF_FIELDS
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import Verifier
 from pipeline.cli import main
@@ -144,22 +145,7 @@ _json_values = st.recursive(
     max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
 )
 @given(
-    field=st.sampled_from(
-        [
-            "record",
-            "salt",
-            "leaf_index",
-            "dataset_size",
-            "dataset_proof",
-            "manifest",
-            "log_index",
-            "log_size",
-            "log_proof",
-            "checkpoint",
-            "anchors",
-            "type",
-        ]
-    ),
+    field=st.sampled_from([*RECORD_PROOF_FIELDS, "type"]),
     value=_json_values,
     drop=st.booleans(),
     junk=st.binary(max_size=40),
