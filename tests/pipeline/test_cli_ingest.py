@@ -105,9 +105,12 @@ def test_bad_deliveries_exit_2_and_name_the_problem(home: Path, shared_dir: Path
                  "--contract", "cdiscpilot01/sdtm/dm")
     assert failed.returncode == 2
     assert "quarantine" in failed.stderr
-    quarantined = list((home / "quarantine").iterdir())
-    assert len(quarantined) == 1 and (quarantined[0] / "report.html").is_file()
-    report = json.loads((quarantined[0] / "report.json").read_text())
+    # The truncated file, the wrong dataset and the invalid one: each quarantined once.
+    quarantined = sorted((home / "quarantine").iterdir())
+    assert len(quarantined) == 3
+    invalid = [q for q in quarantined if (q / "dm.csv").is_file()]
+    assert len(invalid) == 1 and (invalid[0] / "report.html").is_file()
+    report = json.loads((invalid[0] / "report.json").read_text())
     failing = [r for r in report["results"] if not r["success"]]
     assert any("SEX" in r["columns"] for r in failing)
 
