@@ -54,12 +54,16 @@ def _digests(pl: Any, prefix: bytes, messages: Any) -> bytes:
 
 
 def _fixed_rows(pl: Any, data: bytes, width: int) -> Any:
-    """``data`` cut into rows of ``width`` bytes, as a polars Binary Series."""
-    import pyarrow as pa  # only to view the buffer as fixed-width rows without a copy
+    """``data`` cut into rows of ``width`` bytes, as a polars Binary Series.
+
+    nanoarrow lays the rows over the buffer without a copy, for polars to import
+    through the Arrow C data interface.
+    """
+    import nanoarrow
 
     rows = len(data) // width
-    view = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), rows, [None, pa.py_buffer(data)])
-    return pl.from_arrow(view)
+    view = nanoarrow.c_array_from_buffers(nanoarrow.fixed_size_binary(width), rows, [None, data])
+    return pl.Series("m", view)
 
 
 def _as_series(pl: Any, messages: Sequence[bytes] | Any) -> Any:
