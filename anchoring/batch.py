@@ -41,7 +41,9 @@ def _digests(pl: Any, prefix: bytes, messages: Any) -> bytes:
     """
     rows = len(messages)
     workers = os.cpu_count() or 1
-    step = max(VECTOR_THRESHOLD, -(-rows // (workers * 2)))
+    # Several chunks per worker, so that one chunk's hex-to-bytes conversion (which holds
+    # the GIL) overlaps with another chunk's hashing (which does not).
+    step = max(VECTOR_THRESHOLD, -(-rows // (workers * 8)))
 
     def run(lo: int) -> bytes:
         frame = pl.DataFrame({"m": messages.slice(lo, step)})
