@@ -46,7 +46,11 @@ def _digests(pl: Any, prefix: bytes, messages: Any) -> bytes:
     step = max(VECTOR_THRESHOLD, -(-rows // (workers * 8)))
 
     def run(lo: int) -> bytes:
-        frame = pl.DataFrame({"m": messages.slice(lo, step)})
+        if isinstance(messages, pl.Series):
+            chunk = messages.slice(lo, step)
+        else:  # a list: convert per chunk, so conversion overlaps another chunk's hashing
+            chunk = pl.Series("m", messages[lo : lo + step], dtype=pl.Binary)
+        frame = pl.DataFrame({"m": chunk})
         message = pl.lit(prefix, dtype=pl.Binary) + pl.col("m")
         hexes = frame.select(message.chash.sha2_256()).to_series()
         return bytes.fromhex(hexes.str.join("").item())
@@ -69,11 +73,13 @@ def _fixed_rows(pl: Any, data: bytes, width: int) -> Any:
 
 
 def _as_series(pl: Any, messages: Sequence[bytes] | Any) -> Any:
+    """A polars Binary Series for Arrow or polars input; a list for Python sequences
+    (converted chunk by chunk in :func:`_digests`)."""
     if isinstance(messages, pl.Series):
         return messages.cast(pl.Binary)
     if hasattr(messages, "__arrow_c_array__") or hasattr(messages, "__arrow_c_stream__"):
         return pl.Series("m", messages).cast(pl.Binary)
-    return pl.Series("m", list(messages), dtype=pl.Binary)
+    return messages if isinstance(messages, list) else list(messages)
 
 
 def _as_bytes_list(messages: Sequence[bytes] | Any) -> list[bytes]:
