@@ -16,7 +16,14 @@ The contract's identity in a manifest is its name and the SHA-256 of its RFC 878
 
 from __future__ import annotations
 
-__all__ = ["FIELD_TYPES", "Contract", "Field", "load_contract", "parse_contract"]
+__all__ = [
+    "FIELD_TYPES",
+    "Contract",
+    "Field",
+    "load_contract",
+    "parse_contract",
+    "read_json_file",
+]
 
 import hashlib
 import json
@@ -193,6 +200,16 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
     )
 
 
+def read_json_file(path: Path, what: str) -> Any:
+    """The JSON document in ``path``; a :class:`ContractError` naming ``what`` otherwise."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{what}: cannot be read: {exc}") from None
+    except ValueError as exc:
+        raise ContractError(f"{what}: not valid JSON: {exc}") from None
+
+
 def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Contract:
     """Load a contract from a path, or by name from ``search`` directories (``<name>.json``,
     ``<name>.schema.json``, searched recursively)."""
@@ -221,11 +238,5 @@ def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Co
                 f"{', '.join(str(c) for c in candidates)}; pass a path"
             )
         path = candidates[0]
-    try:
-        descriptor = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{path}: cannot be read: {exc}") from None
-    except ValueError as exc:
-        raise ContractError(f"{path}: not valid JSON: {exc}") from None
-    contract = parse_contract(descriptor, str(path), base=path.parent)
+    contract = parse_contract(read_json_file(path, str(path)), str(path), base=path.parent)
     return Contract(**{**contract.__dict__, "path": path})

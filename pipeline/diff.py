@@ -22,6 +22,7 @@ from anchoring.merkle.tree import MerkleTree
 from pipeline.errors import StoreError
 from pipeline.prove import version_contract
 from pipeline.store import SALT_COLUMN, Store, VersionInfo
+from pipeline.validation import json_safe
 
 _ROW = "__row"
 _LEAF = "__leaf"
@@ -55,7 +56,7 @@ class DatasetDiff:
                     return
                 entry: dict[str, Any] = {
                     "change": kind,
-                    "key": {k: _json_safe(row[k]) for k in self.key},
+                    "key": {k: json_safe(row[k]) for k in self.key},
                 }
                 if kind == "changed":
                     entry["from_index"] = row[f"{_ROW}_old"]
@@ -71,10 +72,6 @@ class DatasetDiff:
         take(self.changed, "changed")
         take(self.added, "added")
         return out
-
-
-def _json_safe(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _frame(info: VersionInfo) -> pl.DataFrame:

@@ -195,13 +195,12 @@ def validate(
     check_name(dataset, "dataset")
     progress("read")
     store = store_for(home)
-    fmt_path = staged.path.with_name(staged.name)  # readers pick the format by extension
     try:
-        delivery = read_delivery(staged.path, contract, fmt=_format_of(fmt_path))
+        delivery = read_delivery(staged.path, contract, name=staged.name)
     except ReadError as exc:
-        # Name the delivered file, not its copy in raw/; and reject it like an invalid one,
-        # into quarantine with a report, so that nobody picks it up again.
-        problem = str(exc).replace(str(staged.path), staged.name)
+        # Rejected like an invalid delivery: into quarantine with a report, so that
+        # nobody picks it up again.
+        problem = str(exc)
         rejection = {"success": False, "source": staged.name, "sha256": staged.sha256,
                      "contract": contract.name, "error": problem}
         rejection_json = (json.dumps(rejection, indent=2) + "\n").encode()
@@ -250,19 +249,6 @@ def validate(
         hashlib.sha256(report_json).hexdigest(),
         delivery.table if keep_table else None,
     )
-
-
-def _format_of(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    return {
-        ".csv": "csv",
-        ".parquet": "parquet",
-        ".pq": "parquet",
-        ".xpt": "xpt",
-        ".json": "dataset-json",
-        ".ndjson": None,
-        ".jsonl": "ndjson",
-    }.get(suffix)
 
 
 def _fsync_file(path: Path) -> None:
@@ -384,9 +370,7 @@ def ingest(
     check_name(dataset, "dataset")
     progress("stage")
     staged = stage(home, source)
-    store = store_for(home)
-    store.recover()
-    existing = store.committed_source(trial, dataset, staged.sha256)
+    existing = store_for(home).committed_source(trial, dataset, staged.sha256)
     if existing is not None:
         return IngestResult.unchanged(existing)
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)

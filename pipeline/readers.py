@@ -123,10 +123,25 @@ class _Source:
 # --------------------------------------------------------------------------- entry point
 
 
-def read_delivery(path: Path | str, contract: Contract, fmt: str | None = None) -> Delivery:
+def read_delivery(
+    path: Path | str, contract: Contract, fmt: str | None = None, name: str | None = None
+) -> Delivery:
     """Read ``path`` (format from ``fmt``, else its extension, else its content) under
-    ``contract``. Raises :class:`ReadError` for a file that cannot be read."""
+    ``contract``. Raises :class:`ReadError` for a file that cannot be read.
+
+    ``name`` is the delivery's own file name when ``path`` is a copy of it (the staged
+    bytes in ``raw/``): its extension chooses the format, and errors name it.
+    """
     path = Path(path)
+    if name is None:
+        return _read(path, contract, fmt, path)
+    try:
+        return _read(path, contract, fmt, Path(name))
+    except ReadError as exc:
+        raise ReadError(str(exc).replace(str(path), name)) from exc.__cause__
+
+
+def _read(path: Path, contract: Contract, fmt: str | None, named: Path) -> Delivery:
     if not path.exists():
         raise ReadError(f"{path}: no such file")
     if not path.is_file():
@@ -137,7 +152,7 @@ def read_delivery(path: Path | str, contract: Contract, fmt: str | None = None) 
         raise ReadError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if size == 0:
         raise ReadError(f"{path}: the file is empty (0 bytes)")
-    kind = _format(path, fmt)
+    kind = _format(path, fmt if fmt is not None else _EXTENSIONS.get(named.suffix.lower()))
     try:
         _check_magic(path, kind)
         source, actual = _READERS[kind](path, contract)

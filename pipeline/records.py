@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -219,7 +219,3 @@ def record_values(table: pa.Table, contract: Contract, row: int) -> dict[str, ob
         f.name: canonical_value(_column(table, f.name)[row].as_py(), f.type)
         for f in contract.fields
     }
-
-
-def key_values(table: pa.Table, names: Sequence[str], row: int) -> list[object]:
-    return [_column(table, n)[row].as_py() for n in names]

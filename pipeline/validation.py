@@ -45,7 +45,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.contract import Contract, Field
+from pipeline.contract import Contract, Field, read_json_file
 from pipeline.errors import ContractError
 
 #: At most this many failing rows are listed per check.
@@ -238,12 +238,7 @@ def _key_check(key: Sequence[str]) -> _Check:
 
 def _suite_checks(path: Path) -> list[_Check]:
     """The extra suite's expectations, checked by GX itself; a bad file is a ContractError."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"expectation suite {path}: cannot be read: {exc}") from None
-    except ValueError as exc:
-        raise ContractError(f"expectation suite {path}: not valid JSON: {exc}") from None
+    document = read_json_file(path, f"expectation suite {path}")
     if not isinstance(document, Mapping) or not isinstance(document.get("expectations"), list):
         raise ContractError(f'expectation suite {path}: must be a JSON object with an '
                             f'"expectations" list (the GX 1.x suite format)')
@@ -259,7 +254,7 @@ def _suite_checks(path: Path) -> list[_Check]:
             problems.append(f'expectations[{i}] must be an object with a "type" string and '
                             f'a "kwargs" object')
             continue
-        checks.append(_Check(kind, _json_safe(kwargs),
+        checks.append(_Check(kind, json_safe(kwargs),
                              str(meta.get("description") or kind.replace("_", " ")),
                              "suite", dict(kwargs), dict(meta)))
     if problems:
@@ -586,7 +581,7 @@ class _Rows:
         entries = []
         for j, row in enumerate(rows):
             if self.key and row in looked_up[self.key[0]]:
-                key = {k: _json_safe(looked_up[k][row]) for k in self.key}
+                key = {k: json_safe(looked_up[k][row]) for k in self.key}
             else:
                 key = {"row": row}
             value: Any
@@ -598,7 +593,7 @@ class _Rows:
                 value = {c: looked_up[c].get(row) for c in present}
             else:
                 value = None
-            entries.append({"key": key, "row": row, "value": _json_safe(value)})
+            entries.append({"key": key, "row": row, "value": json_safe(value)})
         return entries
 
 
@@ -609,11 +604,11 @@ def _result(check: _Check, success: bool, **found: Any) -> dict[str, Any]:
         "check": check.description,
         "origin": check.origin,
         "columns": check.columns,
-        "kwargs": _json_safe(dict(check.kwargs)),
+        "kwargs": json_safe(dict(check.kwargs)),
         "success": success,
         "unexpected_count": found.get("unexpected_count"),
         "unexpected_percent": None if percent is None else round(float(percent), 6),
-        "observed_value": _json_safe(found.get("observed_value")),
+        "observed_value": json_safe(found.get("observed_value")),
         "errors": found.get("errors", []),
         "failing_rows": found.get("failing_rows", []),
     }
@@ -674,7 +669,7 @@ def _exception_messages(info: Any) -> list[str]:
     return sorted(messages)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """``value`` as plain JSON data: ISO 8601 dates, no NaN, numpy scalars unwrapped."""
     if value is None or isinstance(value, bool | str):
         return value
@@ -693,14 +688,14 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, set | frozenset):
-        return sorted((_json_safe(v) for v in value), key=repr)
+        return sorted((json_safe(v) for v in value), key=repr)
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         try:
-            return _json_safe(value.item())
+            return json_safe(value.item())
         except (TypeError, ValueError):
             pass
     return str(value)
@@ -743,12 +738,12 @@ def _esc(value: Any) -> str:
     if value is None:
         return '<em class="muted">null</em>'
     if not isinstance(value, str):
-        value = json.dumps(_json_safe(value), ensure_ascii=False, sort_keys=True)
+        value = json.dumps(json_safe(value), ensure_ascii=False, sort_keys=True)
     return html.escape(value, quote=True)
 
 
 def _short(value: Any, limit: int = 240) -> str:
-    text = json.dumps(_json_safe(value), ensure_ascii=False, sort_keys=True)
+    text = json.dumps(json_safe(value), ensure_ascii=False, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
