@@ -13,7 +13,7 @@ What is measured, each step in fresh processes (see :mod:`bench.harness`):
    tree, store, log. The child records ``perf_counter`` and CPU time at each
    stage ``ingest()`` announces through its progress callback, and times the
    sub-steps (``read_delivery``, ``validation.validate``,
-   ``sort_into_leaf_order``, ``leaf_batch``) with thin wrappers around the
+   ``sort_into_leaf_order``) with thin wrappers around the
    module functions ``ingest`` calls: the code path is exactly the product's.
    Imports (Great Expectations takes seconds) and one small warm-up ingest
    happen before the timing and are reported as the first-use cost.
@@ -115,14 +115,16 @@ STAGES: tuple[tuple[str, str, bool], ...] = (
     ("validate_rest", "validate, rest: report JSON/HTML, `typed.parquet` to `work/` "
      "(our code, before the target's range)", False),
     ("sort", "canonicalize: `sort_into_leaf_order`", True),
-    ("leaf_batch", "canonicalize + salt: `leaf_batch` (JCS, HMAC salts, leaf inputs)", True),
-    ("tree", "tree: `MerkleTree.from_leaf_inputs`", True),
-    ("store", "store: `records.parquet`, `tree.bin`, reports, fsync", True),
+    ("leaves", "leaves: canonical JSON, HMAC salts and leaf hashes in chunks on a thread pool, "
+     "streamed into `records.parquet`", True),
+    ("tree", "tree: node levels over the leaf hashes (`MerkleTree.from_leaf_hashes`)", True),
+    ("store", "store: `tree.bin`, contract, reports, fsync", True),
     ("log", "log: manifest append (SQLite), publish, clean `work/`", True),
 )
 OURS = tuple(key for key, _, ours in STAGES if ours)
 STAGE_NAMES = {
-    "sort": "sorting into leaf order", "leaf_batch": "`leaf_batch` (canonical JSON + HMAC salts)",
+    "sort": "sorting into leaf order",
+    "leaves": "the leaves (canonical JSON, HMAC salts, leaf hashes, records file)",
     "tree": "the Merkle tree", "store": "writing the version files", "log": "the log append",
 }
 
@@ -304,7 +306,7 @@ class _Clock:
             w, c = span.get(name, (0.0, 0.0))
             span[name] = (w + wall2 - wall, c + cpu2 - cpu)
         read, gx = self.call("read"), self.call("validate")
-        sort, leaves = self.call("sort"), self.call("leaf_batch")
+        sort = self.call("sort")
         zero = (0.0, 0.0)
 
         def minus(a: tuple[float, float], *b: tuple[float, float]) -> tuple[float, float]:
@@ -321,8 +323,7 @@ class _Clock:
             "validate": gx,
             "validate_rest": minus(reading, read, gx),
             "sort": sort,
-            "leaf_batch": leaves,
-            "canonicalize_rest": minus(canonicalize, sort, leaves),
+            "leaves": minus(canonicalize, sort),
             "tree": span.get("tree", zero),
             "store": span.get("store", zero),
             "log": span.get("log", zero),
@@ -391,7 +392,6 @@ def task_ingest(source: str, contract: str, warmup: str, work: str,
     clock.wrap(readers, "read_delivery", "read")
     clock.wrap(validation, "validate", "validate")
     clock.wrap(ingest_mod, "sort_into_leaf_order", "sort")
-    clock.wrap(ingest_mod, "leaf_batch", "leaf_batch")
     base = Path(work)
     base.mkdir(parents=True, exist_ok=True)
 
@@ -720,10 +720,10 @@ class _Suite:
         per_record = [f"{table[k]['peak_bytes'] / table[k]['rows']:,.0f} B ({k.split('_')[1]}, "
                       f"{table[k]['rows']:,} rows)" for k, *_ in spec if "peak_bytes" in table[k]]
         if per_record:
-            lines += ["Peak memory per record: " + "; ".join(per_record) + ". The whole "
-                      "version is processed in memory at once (typed table, pandas frame for "
-                      "GX, canonical records, salts, leaf inputs, tree levels), so memory grows "
-                      "linearly with the delivery.", ""]
+            lines += ["Peak memory per record: " + "; ".join(per_record) + ". The typed table, "
+                      "the pandas frame GX validates and the tree levels are whole in memory, "
+                      "so memory grows linearly with the delivery; canonical records, salts "
+                      "and leaf inputs exist only for the few chunks in flight.", ""]
         if "same root from Parquet and CSV, every run" in self.checks:
             same = self.checks["same root from Parquet and CSV, every run"]
             lines += ["Root check (outside the timing): every Parquet and CSV run of the same "
@@ -736,8 +736,8 @@ class _Suite:
                  "Each stage's least wall time and least CPU time over the runs (so a column "
                  "adds up to a little less than the best total). Stages are timed inside the "
                  "measured `ingest()` call: marks from its progress callback, and wrappers "
-                 "around `read_delivery`, `validation.validate`, `sort_into_leaf_order` and "
-                 "`leaf_batch`. **Ours** are the stages after reading and validation.", ""]
+                 "around `read_delivery`, `validation.validate` and `sort_into_leaf_order`. "
+                 "**Ours** are the stages after reading and validation.", ""]
         best = {fmt: _stage_best(self.r[f"e2e_{fmt}"]) if self.ok(f"e2e_{fmt}") else {}
                 for fmt in ("parquet", "csv")}
         header = ["Stage"]
@@ -749,10 +749,6 @@ class _Suite:
             row = [f"**{label}** (ours)" if ours else label]
             for fmt in ("parquet", "csv"):
                 value = best[fmt].get(key)
-                if key == "leaf_batch" and value is not None:  # fold the (tiny) rest in
-                    rest = best[fmt].get("canonicalize_rest", {"seconds": 0, "cpu_seconds": 0})
-                    value = {"seconds": value["seconds"] + max(rest["seconds"], 0),
-                             "cpu_seconds": value["cpu_seconds"] + max(rest["cpu_seconds"], 0)}
                 if value is None:
                     row += [NA, NA, NA]
                     continue
@@ -763,7 +759,7 @@ class _Suite:
         for fmt in ("parquet", "csv"):
             if not best[fmt]:
                 continue
-            ours = {k: best[fmt][k] for k in (*OURS, "canonicalize_rest") if k in best[fmt]}
+            ours = {k: best[fmt][k] for k in OURS if k in best[fmt]}
             own = sum(max(v["seconds"], 0) for v in ours.values())
             own_cpu = sum(max(v["cpu_seconds"], 0) for v in ours.values())
             top = max(OURS, key=lambda k: best[fmt].get(k, {"seconds": 0})["seconds"])

@@ -30,8 +30,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +48,7 @@ from pipeline.contract import Contract
 from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
-from pipeline.records import LeafBatch, leaf_batch, sort_into_leaf_order
+from pipeline.records import LeafChunk, leaf_chunks, sort_into_leaf_order
 from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish
 
 #: Called with the name of each stage as it starts.
@@ -273,17 +272,15 @@ def commit(
     if table is None:
         table = pq.read_table(validated.work_dir / "typed.parquet")
     table = sort_into_leaf_order(table, contract)
-    leaves = leaf_batch(table, contract, trial, dataset, home.trial_salt_key(trial))
-
-    progress("tree")
     with store.staging_dir(trial, dataset) as staging:
         try:
-            # The records file and the tree need the same leaves and nothing of each
-            # other: write one while hashing the other (both release the GIL).
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                writing = pool.submit(_write_records, staging / "records.parquet", table, leaves)
-                tree = MerkleTree.from_leaf_inputs(leaves.leaf_inputs)
-                writing.result()
+            leaf_hashes = _write_records(
+                staging / "records.parquet",
+                table,
+                leaf_chunks(table, contract, trial, dataset, home.trial_salt_key(trial)),
+            )
+            progress("tree")
+            tree = MerkleTree.from_leaf_hashes(leaf_hashes)
             progress("store")
             result = _commit_in(staging, store, validated, contract, tree, progress)
         except BaseException:
@@ -294,10 +291,17 @@ def commit(
     return result
 
 
-def _write_records(path: Path, table: pa.Table, leaves: LeafBatch) -> None:
-    """The typed records in leaf order, with their salts (DESIGN Storage)."""
-    pq.write_table(table.append_column(SALT_COLUMN, leaves.salts), path)
+def _write_records(path: Path, table: pa.Table, chunks: Iterable[LeafChunk]) -> bytes:
+    """Write the typed records in leaf order with their salts (DESIGN Storage), one row
+    group per chunk as the chunks are hashed; return the leaf hashes."""
+    schema = table.schema.append(pa.field(SALT_COLUMN, pa.binary(32)))
+    leaf_hashes = bytearray()
+    with pq.ParquetWriter(path, schema) as writer:
+        for chunk in chunks:
+            writer.write_table(chunk.records.append_column(SALT_COLUMN, chunk.salts))
+            leaf_hashes += chunk.leaf_hashes
     _fsync_file(path)
+    return bytes(leaf_hashes)
 
 
 def _commit_in(

@@ -11,23 +11,26 @@ exponent ES6 would not use) go through the per-row code.
 from __future__ import annotations
 
 __all__ = [
-    "LeafBatch",
+    "MAX_CHUNK_ROWS",
+    "LeafChunk",
     "canonical_records",
-    "leaf_batch",
+    "leaf_chunks",
     "salt_messages",
     "sort_into_leaf_order",
 ]
 
 import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anchoring.batch import hmac_sha256_many
+from anchoring.batch import hmac_sha256_many, leaf_hashes_many
 from anchoring.canonical import MAX_SAFE_INTEGER, canonical_json, format_number
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
@@ -183,12 +186,12 @@ def sort_into_leaf_order(table: pa.Table, contract: Contract) -> pa.Table:
 
 
 @dataclass(frozen=True)
-class LeafBatch:
-    """One version's leaves, in leaf order."""
+class LeafChunk:
+    """A run of consecutive leaves, in leaf order."""
 
-    canonical: pa.Array  # binary: RFC 8785 record bytes
-    salts: pa.Array  # fixed_size_binary(32)
-    leaf_inputs: pa.Array  # binary: salt || canonical
+    records: pa.Table  # the typed records
+    salts: pa.Array  # fixed_size_binary(32): HMAC salts (DESIGN Formats 3)
+    leaf_hashes: bytes  # RFC 9162 §2.1.1 leaf hashes of salt || canonical record, 32 bytes each
 
 
 def _fixed(raw: bytes, width: int) -> pa.Array:
@@ -197,18 +200,57 @@ def _fixed(raw: bytes, width: int) -> pa.Array:
     )
 
 
-def leaf_batch(
-    table: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
-) -> LeafBatch:
-    """Canonical records, HMAC salts and leaf inputs for a table already in leaf order."""
-    # The salts (polars, off the GIL) and the canonical JSON (Arrow) are independent.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        messages = salt_messages(table, contract, trial, dataset)
-        salting = pool.submit(hmac_sha256_many, trial_salt_key, messages)
-        canonical = canonical_records(table, contract)
-        salts = _fixed(salting.result(), 32)
+def _leaf_chunk(
+    records: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
+) -> LeafChunk:
+    # One thread per chunk: chunks already run side by side (see leaf_chunks).
+    messages = salt_messages(records, contract, trial, dataset)
+    salts = _fixed(hmac_sha256_many(trial_salt_key, messages, threads=1), 32)
+    canonical = canonical_records(records, contract)
     leaf_inputs = pc.binary_join_element_wise(salts.cast(pa.binary()), canonical, b"")
-    return LeafBatch(canonical, salts, leaf_inputs)
+    return LeafChunk(records, salts, leaf_hashes_many(leaf_inputs, threads=1))
+
+
+#: Rows per chunk at most: bounds the memory a chunk's JSON and hashes take.
+MAX_CHUNK_ROWS = 131_072
+
+
+def leaf_chunks(
+    table: pa.Table,
+    contract: Contract,
+    trial: str,
+    dataset: str,
+    trial_salt_key: bytes,
+    *,
+    chunk_rows: int | None = None,
+) -> Iterator[LeafChunk]:
+    """Salts and leaf hashes of a table already in leaf order, chunk by chunk, in order.
+
+    Chunks are computed on a thread pool (Arrow and polars release the GIL), a
+    few ahead of the consumer, so that the consumer's own work (writing the
+    records) overlaps the hashing and memory stays bounded by a few chunks.
+    How the rows are cut into chunks does not change any salt or hash.
+    """
+    workers = os.cpu_count() or 1
+    rows = table.num_rows
+    step = chunk_rows or min(MAX_CHUNK_ROWS, max(8192, -(-rows // (workers * 4))))
+    table = table.combine_chunks()
+
+    def work(lo: int) -> LeafChunk:
+        return _leaf_chunk(table.slice(lo, step), contract, trial, dataset, trial_salt_key)
+
+    pending: deque[Future[LeafChunk]] = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for lo in range(0, rows, step):
+                pending.append(pool.submit(work, lo))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # the consumer stopped or a chunk failed: drop what was not started
+            for future in pending:
+                future.cancel()
 
 
 def record_values(table: pa.Table, contract: Contract, row: int) -> dict[str, object]:

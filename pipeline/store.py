@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from pipeline.fsutil import fsync_dir, write_bytes_durably
 
 SALT_COLUMN = "_salt"
 _LOCK = ".lock"
+#: A ``.new-`` directory this old and unlocked was left by a crash (see Store.recover).
+ABANDONED_AFTER_SECONDS = 60.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -215,7 +218,32 @@ class Store:
                     done.extend(self._recover_one(staging))
             finally:
                 os.close(fd)
+        for fresh in sorted(base.glob("*/*/.new-*")):
+            if self._abandoned(fresh):
+                shutil.rmtree(fresh, ignore_errors=True)
+                done.append(f"removed abandoned {fresh.relative_to(self.root)}")
         return done
+
+    @staticmethod
+    def _abandoned(fresh: Path) -> bool:
+        """Whether a ``.new-`` directory was left by a crash before it became a staging one.
+
+        Its owner renames it within moments of creating it, so only an old one
+        that nobody holds locked is taken as abandoned.
+        """
+        try:
+            if time.time() - fresh.stat().st_mtime < ABANDONED_AFTER_SECONDS:
+                return False
+            fd = os.open(fresh / _LOCK, os.O_RDWR)
+        except FileNotFoundError:  # renamed meanwhile, or crashed before creating its lock
+            return fresh.exists()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
 
     def _recover_one(self, staging: Path) -> list[str]:
         entry = None

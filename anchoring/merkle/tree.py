@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from anchoring.batch import build_levels
+from anchoring.batch import build_levels, node_levels
 from anchoring.errors import MalformedError
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE
 from anchoring.merkle.shape import (
@@ -56,12 +56,9 @@ class MerkleTree:
         """Build the tree over already-hashed leaves (32 bytes each, concatenated)."""
         if len(leaf_hashes) % HASH_SIZE:
             raise MalformedError("leaf hashes must be a multiple of 32 bytes")
-        from anchoring.batch import _plain_level
-
-        levels = [bytes(leaf_hashes)]
-        while len(levels[-1]) >= 2 * HASH_SIZE:
-            levels.append(_plain_level(levels[-1]))
-        return cls(len(leaf_hashes) // HASH_SIZE, levels if leaf_hashes else [])
+        if not leaf_hashes:
+            return cls(0, [])
+        return cls(len(leaf_hashes) // HASH_SIZE, node_levels(leaf_hashes))
 
     # -- nodes -------------------------------------------------------------
 

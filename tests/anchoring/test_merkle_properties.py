@@ -8,7 +8,6 @@ should look like.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import rfc9162_reference as ref
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from anchoring import batch
 from anchoring.errors import (
     AnchoringError,
     MalformedError,
@@ -30,14 +30,8 @@ from anchoring.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from anchoring.merkle.hasher import node_hash
 from anchoring.merkle.tree import MerkleTree
-
-# The vectorized builder (VECTOR_THRESHOLD, _digests) lives in anchoring/batch.py;
-# older trees had it at anchoring/merkle/_batch.py.
-try:
-    _batch = importlib.import_module("anchoring.batch")
-except ModuleNotFoundError:
-    _batch = importlib.import_module("anchoring.merkle._batch")
 
 # -- inputs ------------------------------------------------------------------------
 
@@ -378,27 +372,26 @@ def test_open_rejects_damaged_files(tmp_path: Path) -> None:
 def test_vectorized_build_matches_reference(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Trees of >= VECTOR_THRESHOLD leaves hash through polars-hash; the result must equal
     the reference and the plain per-hash loop, level by level."""
-    assert n >= _batch.VECTOR_THRESHOLD
+    assert n >= batch.VECTOR_THRESHOLD
     calls: list[int] = []
-    real_digests = _batch._digests
+    real_digests = batch._digests
 
-    def spy(pl: Any, prefix: bytes, messages: Any) -> bytes:
+    def spy(pl: Any, prefix: bytes, messages: Any, threads: int | None = None) -> bytes:
         calls.append(len(messages))
-        digests: bytes = real_digests(pl, prefix, messages)
+        digests: bytes = real_digests(pl, prefix, messages, threads)
         return digests
 
-    monkeypatch.setattr(_batch, "_digests", spy)
+    monkeypatch.setattr(batch, "_digests", spy)
     leaves = seeded_leaves(n, n)
     tree = MerkleTree.from_leaf_inputs(leaves)
     assert calls and calls[0] == n, "the vectorized path was not taken"
 
     assert tree.leaf_hashes() == b"".join(ref.rfc_leaf(x) for x in leaves)
-    plain = MerkleTree.from_leaf_hashes(tree.leaf_hashes())  # pairs hashed one by one
-    for level in range(n.bit_length()):
-        count = n >> level
-        assert tree.nodes([(level, i) for i in range(count)]) == plain.nodes(
-            [(level, i) for i in range(count)]
-        )
+    plain = [tree.leaf_hashes()[i : i + 32] for i in range(0, 32 * n, 32)]
+    for level in range(1, n.bit_length()):  # each level against pairs hashed one by one
+        plain = [node_hash(plain[i], plain[i + 1]) for i in range(0, len(plain) - 1, 2)]
+        assert tree.nodes([(level, i) for i in range(len(plain))]) == plain
+    assert MerkleTree.from_leaf_hashes(tree.leaf_hashes()).root() == tree.root()
     assert tree.root() == ref.mth(leaves)
     for i in (0, 1, n // 2, n - 2, n - 1):
         assert tree.inclusion_proof(i) == ref.path(i, leaves)

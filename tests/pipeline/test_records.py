@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
 from anchoring.errors import CanonicalizationError
+from anchoring.merkle.hasher import leaf_hash
 from pipeline.contract import parse_contract
-from pipeline.records import canonical_records, leaf_batch, salt_messages, sort_into_leaf_order
+from pipeline.records import canonical_records, leaf_chunks, salt_messages, sort_into_leaf_order
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -145,13 +146,53 @@ def test_salts_and_leaf_inputs_match_anchoring() -> None:
         {"USUBJID": ["01-701-1015", "01-701-1023"], "VISITNUM": [1.0, 2.5], "AGE": [63, None]}
     )
     key = b"s" * 32
-    batch = leaf_batch(table, contract, "CDISCPILOT01", "dm", key)
+    (chunk,) = leaf_chunks(table, contract, "CDISCPILOT01", "dm", key)
+    assert chunk.records.equals(table)
     for row in range(2):
         values = [table.column("USUBJID")[row].as_py(), table.column("VISITNUM")[row].as_py()]
         salt = record_salt(key, "CDISCPILOT01", "dm", values)
-        assert batch.salts[row].as_py() == salt
-        assert batch.leaf_inputs[row].as_py() == leaf_input(salt, _per_row(table, contract, row))
+        assert chunk.salts[row].as_py() == salt
+        data = leaf_input(salt, _per_row(table, contract, row))
+        assert chunk.leaf_hashes[32 * row : 32 * row + 32] == leaf_hash(data)
     assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","01-701-1015",1]'
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 4096, 3001, 20_000])
+def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | None) -> None:
+    """Past the vectorized threshold, cut into chunks of any size, every salt and leaf
+    hash is the one the per-row definition (DESIGN Formats 3-4) gives, in order."""
+    contract = parse_contract(
+        {
+            "name": "lb",
+            "fields": [
+                {"name": "USUBJID", "type": "string"},
+                {"name": "LBSEQ", "type": "integer"},
+                {"name": "LBSTRESN", "type": "number"},
+            ],
+            "primaryKey": ["USUBJID", "LBSEQ"],
+        }
+    )
+    n = 10_000
+    table = pa.table(
+        {
+            "USUBJID": [f"01-701-{1000 + i // 50}" for i in range(n)],
+            "LBSEQ": [i % 50 + 1 for i in range(n)],
+            "LBSTRESN": [None if i % 7 == 0 else i / 8 for i in range(n)],
+        }
+    )
+    key = b"k" * 32
+    chunks = list(leaf_chunks(table, contract, "T", "lb", key, chunk_rows=chunk_rows))
+    if chunk_rows is not None:
+        assert len(chunks) == -(-n // chunk_rows)
+    assert pa.concat_tables(c.records for c in chunks).equals(table)
+    salts = pa.concat_arrays([c.salts for c in chunks]).to_pylist()
+    leaf_hashes = b"".join(c.leaf_hashes for c in chunks)
+    for row in (0, 1, 4095, 4096, 5000, n - 1):
+        values = [table.column("USUBJID")[row].as_py(), table.column("LBSEQ")[row].as_py()]
+        salt = record_salt(key, "T", "lb", values)
+        assert salts[row] == salt
+        data = leaf_input(salt, _per_row(table, contract, row))
+        assert leaf_hashes[32 * row : 32 * row + 32] == leaf_hash(data)
 
 
 def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> None:
