@@ -144,11 +144,13 @@ def _audit_records(
         found.append(finding("leaf-order", "records are not in leaf order (rows were reordered)"))
     salt_key = home.trial_salt_key(info.trial)
     records = table.drop_columns([SALT_COLUMN])
-    salts_match, leaf_hashes = True, bytearray()
+    stored_salts = table.column(SALT_COLUMN)
+    salts_match, leaf_hashes, row = True, bytearray(), 0
     for chunk in leaf_chunks(records, contract, info.trial, info.dataset, salt_key):
-        stored = table.column(SALT_COLUMN).slice(len(leaf_hashes) // 32, chunk.records.num_rows)
-        salts_match = salts_match and stored.combine_chunks().equals(chunk.salts)
+        stored = stored_salts.slice(row, chunk.records.num_rows).combine_chunks()
+        salts_match = salts_match and stored.equals(chunk.salts)
         leaf_hashes += chunk.leaf_hashes
+        row += chunk.records.num_rows
     if not salts_match:
         found.append(finding("salts", "stored salts are not the ones the trial key gives"))
     root = MerkleTree.from_leaf_hashes(bytes(leaf_hashes)).root().hex()

@@ -86,6 +86,19 @@ def test_record_value_edited_and_file_rewritten_validly(home: Home) -> None:
     assert checks(home) == {"root"}
 
 
+def test_stored_salt_replaced(home: Home) -> None:
+    """A salt no longer the trial key's is named, though the records still hash to the root."""
+
+    def edit(table: pa.Table) -> pa.Table:
+        salts = table.column("_salt").to_pylist()
+        salts[-1] = bytes(32)
+        index = table.column_names.index("_salt")
+        return table.set_column(index, "_salt", pa.array(salts, pa.binary(32)))
+
+    rewrite_records(home, edit)
+    assert checks(home) == {"salts"}
+
+
 def test_record_deleted(home: Home) -> None:
     rewrite_records(home, lambda t: t.slice(1))
     assert {"records", "root"} <= checks(home)
