@@ -2,7 +2,7 @@
 C2SP signed notes and checkpoints, the transparency log, record proofs and their verifier.
 
 Verification (:mod:`anchoring.verify`) needs only the standard library and
-``cryptography``; the log (SQLAlchemy) and the tree builder (polars) load
+``cryptography``; the log (SQLAlchemy) and the tree builder (DataFusion) load
 only when used.
 """
 

@@ -1,113 +1,145 @@
 """Vectorized SHA-256 and HMAC-SHA256 over many messages, for producers of large trees.
 
 Hashing a million leaves one ``hashlib`` call at a time is dominated by the
-interpreter, not by SHA-256. Here each level goes through polars-hash (Rust,
-SHA-NI where the CPU has it) in chunks on a thread pool. polars is imported
-lazily so that verification never needs it; without it, and for small
-levels where the vectorized path does not pay, the plain loop is used.
+interpreter, not by SHA-256. Here a whole column of messages is hashed in one
+Apache DataFusion expression (Rust, SHA-NI where the CPU has it), with binary
+digests out, in chunks on a thread pool. DataFusion and pyarrow are imported
+lazily so that verification never needs them; without them, and for levels
+too small for the vectorized path to pay, the plain loop is used.
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from anchoring.canonical import SALT_SIZE
 from anchoring.merkle.hasher import HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
 
 __all__ = [
     "VECTOR_THRESHOLD",
     "build_levels",
     "hmac_sha256_many",
+    "join_subtree_levels",
     "leaf_hashes_many",
     "node_levels",
+    "salted_leaf_hashes_many",
     "sha256_many",
 ]
 
 #: Below this many hashes in a level the plain loop beats the vectorized path.
 VECTOR_THRESHOLD = 4096
 
+#: An expression over the column ``m`` (a DataFusion ``Expr``), giving 32-byte digests.
+_Expression = Callable[[Any], Any]
 
-def _polars() -> Any | None:
+
+def _engine() -> Any | None:
     try:
-        import polars as pl
-        import polars_hash  # noqa: F401  (registers the chash namespace)
-    except ImportError:  # pragma: no cover - polars is a declared dependency
+        import datafusion
+    except ImportError:  # pragma: no cover - datafusion is a declared dependency
         return None
-    return pl
+    return datafusion
 
 
-def _digests(pl: Any, prefix: bytes, messages: Any, threads: int | None = None) -> bytes:
-    """SHA-256 of ``prefix || messages[i]`` for each row i, concatenated.
+def _binary_column(messages: Sequence[bytes] | Any) -> Any:
+    """Messages as one pyarrow ``binary``-like array (no copy for Arrow input)."""
+    import pyarrow as pa
 
-    With more than one thread, chunks hash and convert on a thread pool: polars
-    releases the GIL, so chunks run in parallel. ``threads=1`` hashes in the
-    calling thread, for callers that already spread their own work over threads.
+    if isinstance(messages, pa.ChunkedArray):
+        return messages.combine_chunks()
+    if isinstance(messages, pa.Array):
+        return messages
+    if hasattr(messages, "to_arrow"):  # a polars Series
+        return messages.to_arrow()
+    return pa.array(messages if isinstance(messages, list) else list(messages), pa.binary())
+
+
+def _fixed_rows(data: bytes, width: int) -> Any:
+    """``data`` cut into rows of ``width`` bytes, as a pyarrow array over the same buffer."""
+    import pyarrow as pa
+
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(data) // width, [None, pa.py_buffer(data)]
+    )
+
+
+def _concatenated_digests(digests: Any) -> bytes:
+    """The values of a pyarrow array of 32-byte digests, concatenated in row order."""
+    import pyarrow as pa
+
+    digests = digests.combine_chunks() if isinstance(digests, pa.ChunkedArray) else digests
+    rows = len(digests)
+    if digests.null_count or digests.type != pa.binary():  # pragma: no cover - DataFusion's type
+        raise ValueError(f"unexpected digest column from DataFusion: {digests.type}")
+    offsets = memoryview(digests.buffers()[1]).cast("i")
+    start, end = offsets[digests.offset], offsets[digests.offset + rows]
+    if end - start != HASH_SIZE * rows:  # pragma: no cover - SHA-256 digests are 32 bytes
+        raise ValueError("unexpected digest width from DataFusion")
+    return bytes(memoryview(digests.buffers()[2])[start:end])
+
+
+def _evaluate(engine: Any, expression: _Expression, columns: dict[str, Any]) -> bytes:
+    """``expression`` over one chunk of rows, in the calling thread."""
+    import pyarrow as pa
+
+    rows = len(next(iter(columns.values())))
+    config = engine.SessionConfig().with_target_partitions(1).with_batch_size(max(rows, 1))
+    context = engine.SessionContext(config)
+    arrays = {
+        name: array.cast(pa.binary()) if pa.types.is_fixed_size_binary(array.type) else array
+        for name, array in columns.items()
+    }
+    frame = context.from_arrow(pa.table(arrays))
+    result = frame.select(expression(engine.col).alias("digest")).to_arrow_table()
+    return _concatenated_digests(result.column("digest"))
+
+
+def _digests(
+    engine: Any, expression: _Expression, columns: dict[str, Any], threads: int | None = None
+) -> bytes:
+    """``expression`` evaluated row by row over ``columns``, its 32-byte digests concatenated.
+
+    With more than one thread, chunks run on a thread pool: DataFusion releases
+    the GIL, so they hash in parallel. ``threads=1`` hashes in the calling thread,
+    for callers that already spread their own work over threads.
     """
-    rows = len(messages)
+    rows = len(next(iter(columns.values())))
     workers = threads or os.cpu_count() or 1
-    # Several chunks per worker, so that one chunk's hex-to-bytes conversion (which holds
-    # the GIL) overlaps with another chunk's hashing (which does not).
-    step = rows if workers == 1 else max(VECTOR_THRESHOLD, -(-rows // (workers * 8)))
+    if workers == 1 or rows < 2 * VECTOR_THRESHOLD:
+        return _evaluate(engine, expression, columns)
+    step = max(VECTOR_THRESHOLD, -(-rows // (workers * 2)))
 
     def run(lo: int) -> bytes:
-        if isinstance(messages, pl.Series):
-            chunk = messages.slice(lo, step)
-        else:  # a list: convert per chunk, so conversion overlaps another chunk's hashing
-            chunk = pl.Series("m", messages[lo : lo + step], dtype=pl.Binary)
-        frame = pl.DataFrame({"m": chunk})
-        message = pl.lit(prefix, dtype=pl.Binary) + pl.col("m")
-        hexes = frame.select(message.chash.sha2_256()).to_series()
-        return _unhex_rows(hexes, len(chunk))
+        chunk = {name: array.slice(lo, step) for name, array in columns.items()}
+        return _evaluate(engine, expression, chunk)
 
-    if workers == 1:
-        return run(0)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return b"".join(pool.map(run, range(0, rows, step)))
 
 
-def _unhex_rows(hexes: Any, rows: int) -> bytes:
-    """The digests behind a polars String Series of 64-character hex digests, concatenated.
-
-    The Arrow ``large_string`` form keeps the characters in one buffer, so they are
-    decoded in a single ``a2b_hex`` call, with no per-row Python objects.
-    """
-    import polars as pl
-
-    array = hexes.to_arrow(compat_level=pl.CompatLevel.oldest())
-    offsets = memoryview(array.buffers()[1]).cast("q")
-    start = offsets[array.offset]
-    end = offsets[array.offset + rows]
-    if end - start != 2 * HASH_SIZE * rows:  # pragma: no cover - polars-hash returns full digests
-        raise ValueError("unexpected digest width from polars-hash")
-    return binascii.a2b_hex(memoryview(array.buffers()[2])[start:end])
+def _prefixed_sha256(engine: Any, prefix: bytes, message: Any) -> Any:
+    functions = engine.functions
+    return functions.sha256(functions.concat(engine.lit(prefix), message))
 
 
-def _fixed_rows(pl: Any, data: bytes, width: int) -> Any:
-    """``data`` cut into rows of ``width`` bytes, as a polars Binary Series.
-
-    nanoarrow lays the rows over the buffer without a copy, for polars to import
-    through the Arrow C data interface.
-    """
-    import nanoarrow
-
-    rows = len(data) // width
-    view = nanoarrow.c_array_from_buffers(nanoarrow.fixed_size_binary(width), rows, [None, data])
-    return pl.Series("m", view)
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104 §2: the key, hashed if longer than a block, padded to the 64-byte block,
+    XORed with ipad and with opad."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\x00")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
-def _as_series(pl: Any, messages: Sequence[bytes] | Any) -> Any:
-    """A polars Binary Series for Arrow or polars input; a list for Python sequences
-    (converted chunk by chunk in :func:`_digests`)."""
-    if isinstance(messages, pl.Series):
-        return messages.cast(pl.Binary)
-    if hasattr(messages, "__arrow_c_array__") or hasattr(messages, "__arrow_c_stream__"):
-        return pl.Series("m", messages).cast(pl.Binary)
-    return messages if isinstance(messages, list) else list(messages)
+def _hmac_sha256(engine: Any, key: bytes, message: Any) -> Any:
+    # RFC 2104 §2: H((K ^ opad) || H((K ^ ipad) || text)); both passes are prefix hashes.
+    inner_pad, outer_pad = _hmac_pads(key)
+    return _prefixed_sha256(engine, outer_pad, _prefixed_sha256(engine, inner_pad, message))
 
 
 def _as_bytes_list(messages: Sequence[bytes] | Any) -> list[bytes]:
@@ -124,32 +156,66 @@ def sha256_many(
     ``messages`` is a sequence of bytes, a polars Binary Series, or an Arrow array.
     ``threads`` caps the hashing threads (default: one per CPU).
     """
-    pl = _polars()
-    if pl is None or len(messages) < VECTOR_THRESHOLD:
+    engine = _engine()
+    if engine is None or len(messages) < VECTOR_THRESHOLD:
         return b"".join(hashlib.sha256(prefix + m).digest() for m in _as_bytes_list(messages))
-    return _digests(pl, prefix, _as_series(pl, messages), threads)
+    return _digests(
+        engine,
+        lambda col: _prefixed_sha256(engine, prefix, col("m")),
+        {"m": _binary_column(messages)},
+        threads,
+    )
 
 
 def hmac_sha256_many(
     key: bytes, messages: Sequence[bytes] | Any, *, threads: int | None = None
 ) -> bytes:
-    """HMAC-SHA256(key, m) (RFC 2104) for every message, concatenated (32 bytes each).
+    """HMAC-SHA256(key, m) (RFC 2104) for every message, concatenated (32 bytes each)."""
+    engine = _engine()
+    if engine is None or len(messages) < VECTOR_THRESHOLD:
+        return b"".join(hmac.new(key, m, hashlib.sha256).digest() for m in _as_bytes_list(messages))
+    return _digests(
+        engine,
+        lambda col: _hmac_sha256(engine, key, col("m")),
+        {"m": _binary_column(messages)},
+        threads,
+    )
 
-    With a key of at most one block, HMAC is SHA-256((K ^ opad) || SHA-256((K ^ ipad) || m)),
-    so both passes are prefix hashes and vectorize.
+
+def salted_leaf_hashes_many(
+    salt_key: bytes,
+    salt_messages: Sequence[bytes] | Any,
+    records: Sequence[bytes] | Any,
+    *,
+    threads: int | None = None,
+) -> tuple[bytes, bytes]:
+    """Salts and leaf hashes of salted records (DESIGN Formats 3; RFC 9162 §2.1.1).
+
+    For each row i: ``salt = HMAC-SHA256(salt_key, salt_messages[i])`` and
+    ``leaf hash = SHA-256(0x00 || salt || records[i])``. Returns all salts and all
+    leaf hashes, each concatenated (32 bytes per row). Precondition: both
+    sequences have the same length.
     """
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    block = key.ljust(64, b"\x00")
-    inner_pad = bytes(b ^ 0x36 for b in block)
-    outer_pad = bytes(b ^ 0x5C for b in block)
-    pl = _polars()
-    if pl is None or len(messages) < VECTOR_THRESHOLD:
-        return b"".join(
-            hmac.new(key, m, hashlib.sha256).digest() for m in _as_bytes_list(messages)
+    if len(salt_messages) != len(records):
+        raise ValueError("one salt message per record is needed")
+    engine = _engine()
+    if engine is None or len(records) < VECTOR_THRESHOLD:
+        each_salt = [
+            hmac.new(salt_key, m, hashlib.sha256).digest() for m in _as_bytes_list(salt_messages)
+        ]
+        leaves = (
+            hashlib.sha256(LEAF_PREFIX + s + r).digest()
+            for s, r in zip(each_salt, _as_bytes_list(records), strict=True)
         )
-    inner = _digests(pl, inner_pad, _as_series(pl, messages), threads)
-    return _digests(pl, outer_pad, _fixed_rows(pl, inner, HASH_SIZE), threads)
+        return b"".join(each_salt), b"".join(leaves)
+    salts = hmac_sha256_many(salt_key, salt_messages, threads=threads)
+    columns = {"s": _fixed_rows(salts, SALT_SIZE), "r": _binary_column(records)}
+
+    def leaf(col: Any) -> Any:
+        functions = engine.functions
+        return functions.sha256(functions.concat(engine.lit(LEAF_PREFIX), col("s"), col("r")))
+
+    return salts, _digests(engine, leaf, columns, threads)
 
 
 def leaf_hashes_many(leaf_inputs: Sequence[bytes] | Any, *, threads: int | None = None) -> bytes:
@@ -164,7 +230,7 @@ def _plain_level(children: bytes) -> bytes:
     )
 
 
-def node_levels(leaf_hashes: bytes) -> list[bytes]:
+def node_levels(leaf_hashes: bytes, *, threads: int | None = None) -> list[bytes]:
     """All perfect-node levels of the RFC 9162 §2.1.1 tree over ``leaf_hashes``.
 
     Precondition: ``leaf_hashes`` is a multiple of 32 bytes. ``levels[0]`` is
@@ -173,13 +239,42 @@ def node_levels(leaf_hashes: bytes) -> list[bytes]:
     node at the end of a level has no parent at the next level: it is carried
     up by the RFC 9162 split instead.
     """
-    pl = _polars()
+    engine = _engine()
     levels = [bytes(leaf_hashes)]
-    while pl is not None and len(levels[-1]) // (2 * HASH_SIZE) >= VECTOR_THRESHOLD:
-        levels.append(_digests(pl, NODE_PREFIX, _fixed_rows(pl, levels[-1], 2 * HASH_SIZE)))
+    while engine is not None and len(levels[-1]) // (2 * HASH_SIZE) >= VECTOR_THRESHOLD:
+        pairs = _fixed_rows(levels[-1], 2 * HASH_SIZE)
+        levels.append(
+            _digests(
+                engine,
+                lambda col: _prefixed_sha256(engine, NODE_PREFIX, col("m")),
+                {"m": pairs},
+                threads,
+            )
+        )
     while len(levels[-1]) >= 2 * HASH_SIZE:
         levels.append(_plain_level(levels[-1]))
     return levels
+
+
+def join_subtree_levels(parts: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """The levels (see :func:`node_levels`) of the tree over consecutive runs of leaves,
+    given each run's own :func:`node_levels`.
+
+    Precondition: every run but the last holds the same power-of-two number of
+    leaves, 2**k. A run then starts at a multiple of 2**k, so its perfect nodes up
+    to level k are the whole tree's (RFC 9162 §2.1.1 splits at powers of two);
+    only the levels above k are hashed here.
+    """
+    if not parts:
+        return []
+    if len(parts) == 1:
+        return [bytes(level) for level in parts[0]]
+    run = len(parts[0][0]) // HASH_SIZE
+    if run & (run - 1) or any(len(part[0]) != run * HASH_SIZE for part in parts[:-1]):
+        raise ValueError("every run of leaves but the last must hold the same power of two")
+    top = run.bit_length() - 1
+    levels = [b"".join(part[level] for part in parts if level < len(part)) for level in range(top)]
+    return levels + node_levels(b"".join(part[top] for part in parts if top < len(part)))
 
 
 def build_levels(leaf_inputs: Sequence[bytes] | Any) -> list[bytes]:

@@ -750,7 +750,7 @@ class _Suite:
         threads = self.ctx.machine.get("cpu_count")
         spec = [
             ("ours_list", "**ours** `MerkleTree.from_leaf_inputs(list[bytes])`",
-             f"polars-hash on {threads} threads; builds every level (~64 B/leaf kept)"),
+             f"DataFusion on {threads} threads; builds every level (~64 B/leaf kept)"),
             ("ours_arrow", "ours, from a pyarrow `binary` array",
              "zero-copy array over the same bytes"),
             ("ours_leaves", "ours, leaf level only (`sha256_many`)",

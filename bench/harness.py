@@ -342,7 +342,7 @@ def machine_info() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "packages": {
             name: _version(name)
-            for name in ("polars", "polars-hash", "pyarrow", "numpy", "cryptography",
+            for name in ("datafusion", "polars", "pyarrow", "numpy", "cryptography",
                          "sqlalchemy", "psycopg2-binary", "pymerkle", "merkletools")
         },
     }

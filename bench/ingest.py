@@ -13,7 +13,7 @@ What is measured, each step in fresh processes (see :mod:`bench.harness`):
    tree, store, log. The child records ``perf_counter`` and CPU time at each
    stage ``ingest()`` announces through its progress callback, and times the
    sub-steps (``read_delivery``, ``validation.validate``,
-   ``sort_into_leaf_order``) with thin wrappers around the
+   ``leaf_order``) with thin wrappers around the
    module functions ``ingest`` calls: the code path is exactly the product's.
    Imports (Great Expectations takes seconds) and one small warm-up ingest
    happen before the timing and are reported as the first-use cost.
@@ -115,10 +115,11 @@ STAGES: tuple[tuple[str, str, bool], ...] = (
     ("validate", "validate: `validation.validate` (Great Expectations)", False),
     ("validate_rest", "validate, rest: report JSON/HTML, `typed.parquet` to `work/` "
      "(our code, before the target's range)", False),
-    ("sort", "canonicalize: `sort_into_leaf_order`", True),
-    ("leaves", "leaves: canonical JSON, HMAC salts and leaf hashes in chunks on a thread pool, "
+    ("sort", "canonicalize: `leaf_order` (sort indices by primary key)", True),
+    ("leaves", "leaves: in chunks on a thread pool, each gathers its rows in leaf order and "
+     "hashes canonical JSON, HMAC salts, leaf hashes and its subtree levels; "
      "streamed into `records.parquet`", True),
-    ("tree", "tree: node levels over the leaf hashes (`MerkleTree.from_leaf_hashes`)", True),
+    ("tree", "tree: the levels above the chunks (`MerkleTree.from_subtree_levels`)", True),
     ("store", "store: `tree.bin`, contract, reports, fsync", True),
     ("log", "log: manifest append (SQLite), publish, clean `work/`", True),
 )
@@ -336,9 +337,9 @@ def _imports() -> dict[str, float]:
     """Import what ingest needs; the seconds each group took (first-use cost)."""
     os.environ.pop("TRIALPROOF_LOG_URL", None)  # the bench homes use their own SQLite log
     start = time.perf_counter()
+    import datafusion  # noqa: F401
     import pandas  # noqa: F401
     import polars  # noqa: F401
-    import polars_hash  # noqa: F401
     import pyarrow.compute
     import pyarrow.csv
     import pyarrow.parquet  # noqa: F401
@@ -392,7 +393,7 @@ def task_ingest(source: str, contract: str, warmup: str, work: str,
     clock = _Clock()
     clock.wrap(readers, "read_delivery", "read")
     clock.wrap(validation, "validate", "validate")
-    clock.wrap(ingest_mod, "sort_into_leaf_order", "sort")
+    clock.wrap(ingest_mod, "leaf_order", "sort")
     base = Path(work)
     base.mkdir(parents=True, exist_ok=True)
 
@@ -777,7 +778,7 @@ class _Suite:
                  "Each stage's least wall time and least CPU time over the runs (so a column "
                  "adds up to a little less than the best total). Stages are timed inside the "
                  "measured `ingest()` call: marks from its progress callback, and wrappers "
-                 "around `read_delivery`, `validation.validate` and `sort_into_leaf_order`. "
+                 "around `read_delivery`, `validation.validate` and `leaf_order`. "
                  "**Ours** are the stages after reading and validation.", ""]
         best = {fmt: _stage_best(self.r[f"e2e_{fmt}"]) if self.ok(f"e2e_{fmt}") else {}
                 for fmt in ("parquet", "csv")}
@@ -979,8 +980,9 @@ class _Suite:
             return [], {}
         total = sum(cost.values())
         lines = ["### First-use cost (not in the times above)", "",
-                 f"A fresh process pays, before its first ingest: imports of pyarrow, polars, "
-                 f"pandas, SQLAlchemy and the pipeline {fmt_seconds(cost['libraries_seconds'])}, "
+                 f"A fresh process pays, before its first ingest: imports of pyarrow, "
+                 f"DataFusion, polars, pandas, SQLAlchemy and the pipeline "
+                 f"{fmt_seconds(cost['libraries_seconds'])}, "
                  f"the Great Expectations import {fmt_seconds(cost['gx_import_seconds'])}, and "
                  f"a first {N_WARMUP:,}-row ingest (first GX context, SQLite engine, kernels) "
                  f"{fmt_seconds(cost['warmup_ingest_seconds'])}: about {fmt_seconds(total)} in "

@@ -145,15 +145,15 @@ def _audit_records(
     salt_key = home.trial_salt_key(info.trial)
     records = table.drop_columns([SALT_COLUMN])
     stored_salts = table.column(SALT_COLUMN)
-    salts_match, leaf_hashes, row = True, bytearray(), 0
+    salts_match, subtrees, row = True, [], 0
     for chunk in leaf_chunks(records, contract, info.trial, info.dataset, salt_key):
         stored = stored_salts.slice(row, chunk.records.num_rows).combine_chunks()
         salts_match = salts_match and stored.equals(chunk.salts)
-        leaf_hashes += chunk.leaf_hashes
+        subtrees.append(chunk.levels)
         row += chunk.records.num_rows
     if not salts_match:
         found.append(finding("salts", "stored salts are not the ones the trial key gives"))
-    root = MerkleTree.from_leaf_hashes(bytes(leaf_hashes)).root().hex()
+    root = MerkleTree.from_subtree_levels(subtrees).root().hex()
     if root != manifest["root"]:
         found.append(
             finding(

@@ -48,7 +48,7 @@ from pipeline.contract import Contract
 from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
-from pipeline.records import LeafChunk, leaf_chunks, sort_into_leaf_order
+from pipeline.records import LeafChunk, leaf_chunks, leaf_order
 from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish
 
 #: Called with the name of each stage as it starts.
@@ -271,16 +271,19 @@ def commit(
     table = validated.table
     if table is None:
         table = pq.read_table(validated.work_dir / "typed.parquet")
-    table = sort_into_leaf_order(table, contract)
+    order = leaf_order(table, contract)
     with store.staging_dir(trial, dataset) as staging:
         try:
-            leaf_hashes = _write_records(
+            subtrees = _write_records(
                 staging / "records.parquet",
-                table,
-                leaf_chunks(table, contract, trial, dataset, home.trial_salt_key(trial)),
+                table.schema,
+                contract,
+                leaf_chunks(
+                    table, contract, trial, dataset, home.trial_salt_key(trial), order=order
+                ),
             )
             progress("tree")
-            tree = MerkleTree.from_leaf_hashes(leaf_hashes)
+            tree = MerkleTree.from_subtree_levels(subtrees)
             progress("store")
             result = _commit_in(staging, store, validated, contract, tree, progress)
         except BaseException:
@@ -291,17 +294,31 @@ def commit(
     return result
 
 
-def _write_records(path: Path, table: pa.Table, chunks: Iterable[LeafChunk]) -> bytes:
+def _write_records(
+    path: Path, schema: pa.Schema, contract: Contract, chunks: Iterable[LeafChunk]
+) -> list[list[bytes]]:
     """Write the typed records in leaf order with their salts (DESIGN Storage), one row
-    group per chunk as the chunks are hashed; return the leaf hashes."""
-    schema = table.schema.append(pa.field(SALT_COLUMN, pa.binary(32)))
-    leaf_hashes = bytearray()
-    with pq.ParquetWriter(path, schema) as writer:
+    group per chunk as the chunks are hashed; return each chunk's subtree levels.
+
+    Row groups are key ranges, so min/max statistics are kept for the key columns,
+    where they let a reader skip row groups; elsewhere they would only cost time.
+    Salts are random: neither a dictionary nor compression can shrink them.
+    """
+    columns = schema.names
+    schema = schema.append(pa.field(SALT_COLUMN, pa.binary(32)))
+    subtrees = []
+    with pq.ParquetWriter(
+        path,
+        schema,
+        use_dictionary=columns,
+        compression={**dict.fromkeys(columns, "snappy"), SALT_COLUMN: "none"},
+        write_statistics=[k for k in contract.primary_key if k in columns],
+    ) as writer:
         for chunk in chunks:
             writer.write_table(chunk.records.append_column(SALT_COLUMN, chunk.salts))
-            leaf_hashes += chunk.leaf_hashes
+            subtrees.append(chunk.levels)
     _fsync_file(path)
-    return bytes(leaf_hashes)
+    return subtrees
 
 
 def _commit_in(

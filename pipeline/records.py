@@ -15,6 +15,7 @@ __all__ = [
     "LeafChunk",
     "canonical_records",
     "leaf_chunks",
+    "leaf_order",
     "salt_messages",
     "sort_into_leaf_order",
 ]
@@ -30,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anchoring.batch import hmac_sha256_many, leaf_hashes_many
+from anchoring.batch import node_levels, salted_leaf_hashes_many
 from anchoring.canonical import MAX_SAFE_INTEGER, canonical_json, format_number
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
@@ -176,13 +177,18 @@ def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str)
     return pc.binary_join_element_wise(head, *values, "]", "").cast(pa.binary())
 
 
-def sort_into_leaf_order(table: pa.Table, contract: Contract) -> pa.Table:
-    """Rows in leaf order: ascending by primary key as typed values (DESIGN Formats 4);
-    without a key, ascending by canonical bytes."""
+def leaf_order(table: pa.Table, contract: Contract) -> pa.Array:
+    """The row indices of ``table`` in leaf order: ascending by primary key as typed
+    values (DESIGN Formats 4); without a key, ascending by canonical bytes."""
     if contract.primary_key:
-        return table.sort_by([(k, "ascending") for k in contract.primary_key])
-    order = pc.sort_indices(canonical_records(table, contract))
-    return table.take(order)
+        keys = [(k, "ascending") for k in contract.primary_key]
+        return pc.sort_indices(table.select(contract.primary_key), sort_keys=keys)
+    return pc.sort_indices(canonical_records(table, contract))
+
+
+def sort_into_leaf_order(table: pa.Table, contract: Contract) -> pa.Table:
+    """The rows of ``table`` in leaf order (see :func:`leaf_order`)."""
+    return table.take(leaf_order(table, contract))
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,13 @@ class LeafChunk:
 
     records: pa.Table  # the typed records
     salts: pa.Array  # fixed_size_binary(32): HMAC salts (DESIGN Formats 3)
-    leaf_hashes: bytes  # RFC 9162 §2.1.1 leaf hashes of salt || canonical record, 32 bytes each
+    #: ``anchoring.batch.node_levels`` of the run: level 0 holds the RFC 9162 §2.1.1 leaf
+    #: hashes of salt || canonical record, 32 bytes each.
+    levels: list[bytes]
+
+    @property
+    def leaf_hashes(self) -> bytes:
+        return self.levels[0]
 
 
 def _fixed(raw: bytes, width: int) -> pa.Array:
@@ -204,15 +216,18 @@ def _leaf_chunk(
     records: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
 ) -> LeafChunk:
     # One thread per chunk: chunks already run side by side (see leaf_chunks).
-    messages = salt_messages(records, contract, trial, dataset)
-    salts = _fixed(hmac_sha256_many(trial_salt_key, messages, threads=1), 32)
-    canonical = canonical_records(records, contract)
-    leaf_inputs = pc.binary_join_element_wise(salts.cast(pa.binary()), canonical, b"")
-    return LeafChunk(records, salts, leaf_hashes_many(leaf_inputs, threads=1))
+    salts, leaf_hashes = salted_leaf_hashes_many(
+        trial_salt_key,
+        salt_messages(records, contract, trial, dataset),
+        canonical_records(records, contract),
+        threads=1,
+    )
+    return LeafChunk(records, _fixed(salts, 32), node_levels(leaf_hashes, threads=1))
 
 
-#: Rows per chunk at most: bounds the memory a chunk's JSON and hashes take.
+#: Rows per chunk at most (a power of two): bounds the memory a chunk's JSON and hashes take.
 MAX_CHUNK_ROWS = 131_072
+_MIN_CHUNK_ROWS = 8_192
 
 
 def leaf_chunks(
@@ -222,22 +237,34 @@ def leaf_chunks(
     dataset: str,
     trial_salt_key: bytes,
     *,
+    order: pa.Array | None = None,
     chunk_rows: int | None = None,
 ) -> Iterator[LeafChunk]:
-    """Salts and leaf hashes of a table already in leaf order, chunk by chunk, in order.
+    """Salts and leaf hashes of the rows of ``table`` taken in ``order`` (row indices in
+    leaf order, see :func:`leaf_order`; default: the table is already in leaf order),
+    chunk by chunk, in order.
 
-    Chunks are computed on a thread pool (Arrow and polars release the GIL), a
-    few ahead of the consumer, so that the consumer's own work (writing the
+    Chunks are computed on a thread pool (Arrow and DataFusion release the GIL),
+    a few ahead of the consumer, so that the consumer's own work (writing the
     records) overlaps the hashing and memory stays bounded by a few chunks.
-    How the rows are cut into chunks does not change any salt or hash.
+    Each chunk also hashes its own subtree levels; every chunk but the last
+    holds the same power-of-two number of rows, so that
+    ``MerkleTree.from_subtree_levels`` can join them. How the rows are cut into
+    chunks does not change any salt or hash. Precondition: ``chunk_rows``, if
+    given, is a power of two.
     """
     workers = os.cpu_count() or 1
     rows = table.num_rows
-    step = chunk_rows or min(MAX_CHUNK_ROWS, max(8192, -(-rows // (workers * 4))))
+    wanted = max(_MIN_CHUNK_ROWS, -(-rows // (workers * 4)))
+    step = chunk_rows or min(MAX_CHUNK_ROWS, 1 << (wanted - 1).bit_length())
+    if step & (step - 1):
+        raise ValueError(f"chunk_rows must be a power of two, not {step}")
     table = table.combine_chunks()
 
     def work(lo: int) -> LeafChunk:
-        return _leaf_chunk(table.slice(lo, step), contract, trial, dataset, trial_salt_key)
+        # Each chunk gathers its own rows, so that the reordering runs on the pool too.
+        rows = table.slice(lo, step) if order is None else table.take(order.slice(lo, step))
+        return _leaf_chunk(rows, contract, trial, dataset, trial_salt_key)
 
     pending: deque[Future[LeafChunk]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:

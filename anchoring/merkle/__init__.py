@@ -32,7 +32,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The tree builder pulls in polars lazily; verification must not need it.
+    # The tree builder pulls in DataFusion lazily; verification must not need it.
     if name == "MerkleTree":
         from anchoring.merkle.tree import MerkleTree
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from anchoring.batch import build_levels, node_levels
+from anchoring.batch import build_levels, join_subtree_levels, node_levels
 from anchoring.errors import MalformedError
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE
 from anchoring.merkle.shape import (
@@ -59,6 +59,16 @@ class MerkleTree:
         if not leaf_hashes:
             return cls(0, [])
         return cls(len(leaf_hashes) // HASH_SIZE, node_levels(leaf_hashes))
+
+    @classmethod
+    def from_subtree_levels(cls, parts: Sequence[Sequence[bytes]]) -> MerkleTree:
+        """Join the levels of consecutive runs of leaves, each from
+        :func:`anchoring.batch.node_levels`, into one tree.
+
+        Precondition: every run but the last holds the same power-of-two number of leaves.
+        """
+        levels = join_subtree_levels(parts)
+        return cls(len(levels[0]) // HASH_SIZE if levels else 0, levels)
 
     # -- nodes -------------------------------------------------------------
 

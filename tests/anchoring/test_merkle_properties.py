@@ -370,15 +370,17 @@ def test_open_rejects_damaged_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("n", [4096, 4097, 8191, 8192, 10000, 16385])
 def test_vectorized_build_matches_reference(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """Trees of >= VECTOR_THRESHOLD leaves hash through polars-hash; the result must equal
+    """Trees of >= VECTOR_THRESHOLD leaves hash through DataFusion; the result must equal
     the reference and the plain per-hash loop, level by level."""
     assert n >= batch.VECTOR_THRESHOLD
     calls: list[int] = []
     real_digests = batch._digests
 
-    def spy(pl: Any, prefix: bytes, messages: Any, threads: int | None = None) -> bytes:
-        calls.append(len(messages))
-        digests: bytes = real_digests(pl, prefix, messages, threads)
+    def spy(
+        engine: Any, expression: Any, columns: dict[str, Any], threads: int | None = None
+    ) -> bytes:
+        calls.append(len(columns["m"]))
+        digests: bytes = real_digests(engine, expression, columns, threads)
         return digests
 
     monkeypatch.setattr(batch, "_digests", spy)

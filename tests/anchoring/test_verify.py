@@ -140,7 +140,7 @@ def test_malformed_bundles_raise_format_errors(built: BuiltDataset) -> None:
 
 _BLOCKER = """
 import importlib.abc, sys
-BLOCKED = {"pandas", "pyarrow", "polars", "polars_hash", "numpy", "airflow",
+BLOCKED = {"pandas", "pyarrow", "polars", "datafusion", "numpy", "airflow",
            "great_expectations", "sqlalchemy", "rfc8785", "pipeline", "duckdb", "web3"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
 from anchoring.errors import CanonicalizationError
 from anchoring.merkle.hasher import leaf_hash
+from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import parse_contract
 from pipeline.records import canonical_records, leaf_chunks, salt_messages, sort_into_leaf_order
 
@@ -157,10 +158,11 @@ def test_salts_and_leaf_inputs_match_anchoring() -> None:
     assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","01-701-1015",1]'
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 4096, 3001, 20_000])
+@pytest.mark.parametrize("chunk_rows", [None, 1024, 4096, 8192, 16_384])
 def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | None) -> None:
-    """Past the vectorized threshold, cut into chunks of any size, every salt and leaf
-    hash is the one the per-row definition (DESIGN Formats 3-4) gives, in order."""
+    """Below and past the vectorized threshold, cut into chunks of any power-of-two size,
+    every salt and leaf hash is the one the per-row definition (DESIGN Formats 3-4)
+    gives, in order, and the chunks' subtree levels join into the whole tree."""
     contract = parse_contract(
         {
             "name": "lb",
@@ -193,6 +195,19 @@ def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | 
         assert salts[row] == salt
         data = leaf_input(salt, _per_row(table, contract, row))
         assert leaf_hashes[32 * row : 32 * row + 32] == leaf_hash(data)
+    joined = MerkleTree.from_subtree_levels([c.levels for c in chunks])
+    whole = MerkleTree.from_leaf_hashes(leaf_hashes)
+    assert joined.size == n
+    assert joined.root() == whole.root()
+    for level in range(n.bit_length()):
+        nodes = [(level, i) for i in range(n >> level)]
+        assert joined.nodes(nodes) == whole.nodes(nodes)
+
+
+def test_leaf_chunks_refuse_a_cut_that_is_not_a_power_of_two() -> None:
+    contract = parse_contract({"name": "x", "fields": [{"name": "a", "type": "integer"}]})
+    with pytest.raises(ValueError, match="power of two"):
+        list(leaf_chunks(pa.table({"a": [1, 2, 3]}), contract, "T", "x", b"k" * 32, chunk_rows=3))
 
 
 def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> None:
