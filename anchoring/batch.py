@@ -47,7 +47,8 @@ def _engine() -> Any | None:
 
 
 def _binary_column(messages: Sequence[bytes] | Any) -> Any:
-    """Messages as one pyarrow ``binary``-like array (no copy for Arrow input)."""
+    """Messages as one pyarrow ``binary``-like array (no copy for Arrow input), or as a
+    list of bytes, which :func:`_digests` converts chunk by chunk."""
     import pyarrow as pa
 
     if isinstance(messages, pa.ChunkedArray):
@@ -56,7 +57,7 @@ def _binary_column(messages: Sequence[bytes] | Any) -> Any:
         return messages
     if hasattr(messages, "to_arrow"):  # a polars Series
         return messages.to_arrow()
-    return pa.array(messages if isinstance(messages, list) else list(messages), pa.binary())
+    return messages if isinstance(messages, list) else list(messages)
 
 
 def _fixed_rows(data: bytes, width: int) -> Any:
@@ -90,10 +91,14 @@ def _evaluate(engine: Any, expression: _Expression, columns: dict[str, Any]) -> 
     rows = len(next(iter(columns.values())))
     config = engine.SessionConfig().with_target_partitions(1).with_batch_size(max(rows, 1))
     context = engine.SessionContext(config)
-    arrays = {
-        name: array.cast(pa.binary()) if pa.types.is_fixed_size_binary(array.type) else array
-        for name, array in columns.items()
-    }
+    arrays = {}
+    for name, column in columns.items():
+        if isinstance(column, list):
+            arrays[name] = pa.array(column, pa.binary())
+        elif pa.types.is_fixed_size_binary(column.type):
+            arrays[name] = column.cast(pa.binary())
+        else:
+            arrays[name] = column
     frame = context.from_arrow(pa.table(arrays))
     result = frame.select(expression(engine.col).alias("digest")).to_arrow_table()
     return _concatenated_digests(result.column("digest"))
@@ -106,7 +111,9 @@ def _digests(
 
     With more than one thread, chunks run on a thread pool: DataFusion releases
     the GIL, so they hash in parallel. ``threads=1`` hashes in the calling thread,
-    for callers that already spread their own work over threads.
+    for callers that already spread their own work over threads. A column may be
+    a list of bytes: each chunk converts its own part, so that one chunk's
+    conversion (which holds the GIL) overlaps another's hashing.
     """
     rows = len(next(iter(columns.values())))
     workers = threads or os.cpu_count() or 1
@@ -115,7 +122,10 @@ def _digests(
     step = max(VECTOR_THRESHOLD, -(-rows // (workers * 2)))
 
     def run(lo: int) -> bytes:
-        chunk = {name: array.slice(lo, step) for name, array in columns.items()}
+        chunk = {
+            name: array[lo : lo + step] if isinstance(array, list) else array.slice(lo, step)
+            for name, array in columns.items()
+        }
         return _evaluate(engine, expression, chunk)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from anchoring.errors import CanonicalizationError
@@ -68,6 +68,11 @@ def format_number(value: float) -> str:
     return sign + text
 
 
+#: RFC 8785 §3.2.2.2 strings: what ``json.dumps(s, ensure_ascii=False)`` writes (the same
+#: function), without building an encoder per call.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _serialize(value: Any, out: list[str]) -> None:
     if value is None:
         out.append("null")
@@ -84,7 +89,7 @@ def _serialize(value: Any, out: list[str]) -> None:
     elif isinstance(value, float):
         out.append(format_number(value))
     elif isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))
+        out.append(_json_string(value))
     elif isinstance(value, Mapping):
         keys = list(value)
         for key in keys:
@@ -96,7 +101,7 @@ def _serialize(value: Any, out: list[str]) -> None:
         for i, key in enumerate(keys):
             if i:
                 out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(_json_string(key))
             out.append(":")
             _serialize(value[key], out)
         out.append("}")
