@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anchoring.batch import node_levels, salted_leaf_hashes_many
+from anchoring.batch import RowPieces, node_levels, salted_leaf_hashes_many
 from anchoring.canonical import MAX_SAFE_INTEGER, canonical_json, format_number
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
@@ -150,19 +150,28 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return table.column(name).combine_chunks()
 
 
-def _canonical_slice(table: pa.Table, contract: Contract) -> pa.Array:
+def _record_pieces(table: pa.Table, contract: Contract) -> RowPieces:
     # JCS member order: names sorted by their UTF-16 code units (RFC 8785 §3.2.3).
     fields = sorted(contract.fields, key=lambda f: f.name.encode("utf-16-be"))
-    parts = []
+    pieces: list[pa.Array | bytes] = []
     for i, field in enumerate(fields):
         before = ("{" if i == 0 else ",") + json.dumps(field.name, ensure_ascii=False) + ":"
-        parts.append(_value_json(_column(table, field.name), field.type, field.name, before))
-    return pc.binary_join_element_wise(*parts, "}", "").cast(pa.binary())
+        pieces.append(_value_json(_column(table, field.name), field.type, field.name, before))
+    return RowPieces((*pieces, b"}"))
 
 
 def canonical_records(table: pa.Table, contract: Contract) -> pa.Array:
     """RFC 8785 bytes of each row's record over the contract's columns, as a binary array."""
-    return _canonical_slice(table, contract)
+    return _record_pieces(table, contract).joined()
+
+
+def _salt_message_pieces(
+    table: pa.Table, contract: Contract, trial: str, dataset: str
+) -> RowPieces:
+    names = contract.primary_key or contract.field_names
+    head = canonical_json([trial, dataset])[:-1]
+    values = [_value_json(_column(table, n), contract.field(n).type, n, ",") for n in names]
+    return RowPieces((head, *values, b"]"))
 
 
 def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str) -> pa.Array:
@@ -170,11 +179,7 @@ def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str)
 
     A contract without a primary key uses all its columns, in contract order.
     """
-    names = contract.primary_key or contract.field_names
-    head = canonical_json([trial, dataset]).decode()[:-1]
-
-    values = [_value_json(_column(table, n), contract.field(n).type, n, ",") for n in names]
-    return pc.binary_join_element_wise(head, *values, "]", "").cast(pa.binary())
+    return _salt_message_pieces(table, contract, trial, dataset).joined()
 
 
 def leaf_order(table: pa.Table, contract: Contract) -> pa.Array:
@@ -216,10 +221,11 @@ def _leaf_chunk(
     records: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
 ) -> LeafChunk:
     # One thread per chunk: chunks already run side by side (see leaf_chunks).
+    # The salt messages and canonical records go to the hash in pieces, never joined.
     salts, leaf_hashes = salted_leaf_hashes_many(
         trial_salt_key,
-        salt_messages(records, contract, trial, dataset),
-        canonical_records(records, contract),
+        _salt_message_pieces(records, contract, trial, dataset),
+        _record_pieces(records, contract),
         threads=1,
     )
     return LeafChunk(records, _fixed(salts, 32), node_levels(leaf_hashes, threads=1))

@@ -90,3 +90,26 @@ def test_joined_subtree_levels_need_equal_power_of_two_runs() -> None:
     with pytest.raises(ValueError, match="power of two"):
         batch.join_subtree_levels(unequal)
     assert batch.join_subtree_levels([]) == []
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_messages_in_pieces_hash_as_the_joined_messages(n: int) -> None:
+    """RowPieces (arrays and shared bytes) hash exactly as the messages they join into."""
+    firsts, seconds = random_messages(3, n), random_messages(4, n)
+    words = [f'é{i}"' for i in range(n)]  # a string array among the binary ones
+    pieces = batch.RowPieces(
+        (b"[", pa.array(firsts, pa.binary()), b"\x00", pa.array(words), pa.array(seconds), b"]")
+    )
+    joined = [
+        b"[" + a + b"\x00" + w.encode() + b + b"]"
+        for a, w, b in zip(firsts, words, seconds, strict=True)
+    ]
+    assert len(pieces) == n
+    assert pieces.joined().to_pylist() == joined
+    assert batch.sha256_many(b"\x01", pieces) == batch.sha256_many(b"\x01", joined)
+    assert batch.hmac_sha256_many(b"k", pieces) == batch.hmac_sha256_many(b"k", joined)
+    salts, leaves = batch.salted_leaf_hashes_many(b"k", pieces, pieces)
+    assert (salts, leaves) == batch.salted_leaf_hashes_many(b"k", joined, joined)
+    assert leaves == b"".join(
+        ref.rfc_leaf(salts[32 * i : 32 * i + 32] + joined[i]) for i in range(n)
+    )
