@@ -4,8 +4,9 @@ Hashing a million leaves one ``hashlib`` call at a time is dominated by the
 interpreter, not by SHA-256. Here a whole column of messages is hashed in one
 Apache DataFusion expression (Rust, SHA-NI where the CPU has it), with binary
 digests out, in chunks on a thread pool. DataFusion and pyarrow are imported
-lazily so that verification never needs them; without them, and for levels
-too small for the vectorized path to pay, the plain loop is used.
+lazily so that verification never needs them (DataFusion's native module loads
+pandas too); without them, and for levels too small for the vectorized path to
+pay, the plain loop is used.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = [
 #: Below this many hashes in a level the plain loop beats the vectorized path.
 VECTOR_THRESHOLD = 2048
 
-#: An expression over the column ``m`` (a DataFusion ``Expr``), giving 32-byte digests.
+#: Given DataFusion's ``col``, the expression (an ``Expr``) giving each row's digest.
 _Expression = Callable[[Any], Any]
 
 
@@ -164,6 +165,9 @@ def _evaluate(engine: Any, expression: _Expression, columns: dict[str, Any]) -> 
     context = engine.SessionContext(config)
     arrays = {}
     for name, column in columns.items():
+        if not isinstance(column, list) and column.null_count:
+            # DataFusion's concat would read a null as empty: refuse, as the plain loop does.
+            raise ValueError(f"cannot hash null messages ({column.null_count} in the input)")
         if isinstance(column, list):
             arrays[name] = _arrow_from_list(column)
         elif pa.types.is_fixed_size_binary(column.type) or pa.types.is_string(column.type):

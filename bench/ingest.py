@@ -764,8 +764,9 @@ class _Suite:
         if per_record:
             lines += ["Peak memory per record: " + "; ".join(per_record) + ". The typed table, "
                       "the pandas frame GX validates and the tree levels are whole in memory, "
-                      "so memory grows linearly with the delivery; canonical records, salts "
-                      "and leaf inputs exist only for the few chunks in flight.", ""]
+                      "so memory grows linearly with the delivery; the rows in leaf order, "
+                      "their JSON pieces and salts exist only for the few chunks in flight "
+                      "(the canonical records themselves are never joined).", ""]
         if "same root from Parquet and CSV, every run" in self.checks:
             same = self.checks["same root from Parquet and CSV, every run"]
             lines += ["Root check (outside the timing): every Parquet and CSV run of the same "

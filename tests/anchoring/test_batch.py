@@ -113,3 +113,10 @@ def test_messages_in_pieces_hash_as_the_joined_messages(n: int) -> None:
     assert leaves == b"".join(
         ref.rfc_leaf(salts[32 * i : 32 * i + 32] + joined[i]) for i in range(n)
     )
+
+
+def test_null_messages_are_refused_on_both_paths() -> None:
+    for n in (3, batch.VECTOR_THRESHOLD):
+        messages = pa.array([b"a"] * (n - 1) + [None], pa.binary())
+        with pytest.raises((ValueError, TypeError)):
+            batch.sha256_many(b"", messages)

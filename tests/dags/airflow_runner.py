@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 MARK = "RESULT "
-HEAVY = ("pandas", "pyarrow", "polars", "great_expectations", "web3", "numpy")
+HEAVY = ("pandas", "pyarrow", "polars", "datafusion", "great_expectations", "web3", "numpy")
 
 
 def preflight() -> dict[str, Any]:
