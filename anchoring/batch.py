@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,11 +43,21 @@ _Expression = Callable[[Any], Any]
 
 
 def _engine() -> Any | None:
+    """DataFusion, or None where it is not installed."""
     try:
-        import datafusion
+        return importlib.import_module("datafusion")
     except ImportError:  # pragma: no cover - datafusion is a declared dependency
         return None
-    return datafusion
+
+
+def _arrow() -> tuple[Any, Any, Any]:
+    """pyarrow, pyarrow.compute and numpy: loaded only by the vectorized path, so that
+    the rest of anchoring (verification above all) never needs them."""
+    return (
+        importlib.import_module("pyarrow"),
+        importlib.import_module("pyarrow.compute"),
+        importlib.import_module("numpy"),
+    )
 
 
 @dataclass(frozen=True)
@@ -63,9 +74,7 @@ class RowPieces:
 
     def joined(self) -> Any:
         """The messages themselves, as one Arrow binary array."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        pa, pc, _ = _arrow()
         binary = [
             pa.scalar(p, pa.binary()) if isinstance(p, bytes) else p.cast(pa.binary())
             for p in self.pieces
@@ -97,8 +106,7 @@ def _message_columns(
 def _binary_column(messages: Sequence[bytes] | Any) -> Any:
     """Messages as one pyarrow ``binary``-like array (no copy for Arrow input), or as a
     list of bytes, which :func:`_digests` converts chunk by chunk."""
-    import pyarrow as pa
-
+    pa, _, _ = _arrow()
     if isinstance(messages, pa.ChunkedArray):
         return messages.combine_chunks()
     if isinstance(messages, pa.Array):
@@ -114,9 +122,7 @@ def _arrow_from_list(messages: list[bytes]) -> Any:
     ``pa.array`` grows its buffers as it goes, which in a fresh process (every page
     new) was measured at several times the cost of joining the bytes once.
     """
-    import numpy as np
-    import pyarrow as pa
-
+    pa, _, np = _arrow()
     lengths = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
     offsets = np.zeros(len(messages) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -131,9 +137,7 @@ def _arrow_from_list(messages: list[bytes]) -> Any:
 def _fixed_rows(data: bytes, width: int) -> Any:
     """``data`` cut into rows of ``width`` bytes, as an Arrow binary array over the same
     buffer (only the offsets are new)."""
-    import numpy as np
-    import pyarrow as pa
-
+    pa, _, np = _arrow()
     rows = len(data) // width
     large = rows * width > 2**31 - 1
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64 if large else np.int32)
@@ -143,8 +147,7 @@ def _fixed_rows(data: bytes, width: int) -> Any:
 
 def _concatenated_digests(digests: Any) -> bytes:
     """The values of a pyarrow array of 32-byte digests, concatenated in row order."""
-    import pyarrow as pa
-
+    pa, _, _ = _arrow()
     digests = digests.combine_chunks() if isinstance(digests, pa.ChunkedArray) else digests
     rows = len(digests)
     if digests.null_count or digests.type != pa.binary():  # pragma: no cover - DataFusion's type
@@ -158,8 +161,7 @@ def _concatenated_digests(digests: Any) -> bytes:
 
 def _evaluate(engine: Any, expression: _Expression, columns: dict[str, Any]) -> bytes:
     """``expression`` over one chunk of rows, in the calling thread."""
-    import pyarrow as pa
-
+    pa, _, _ = _arrow()
     rows = len(next(iter(columns.values())))
     config = engine.SessionConfig().with_target_partitions(1).with_batch_size(max(rows, 1))
     context = engine.SessionContext(config)
