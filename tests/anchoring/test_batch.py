@@ -34,6 +34,9 @@ def test_sha256_many_is_a_prefixed_sha256_per_message(n: int) -> None:
     assert batch.sha256_many(b"\x07ab", messages) == expected
     assert batch.sha256_many(b"\x07ab", pa.array(messages, pa.binary()), threads=1) == expected
     assert batch.sha256_many(b"\x07ab", pa.array(messages, pa.large_binary())) == expected
+    same_width = [m.ljust(200, b"\xff") for m in messages]
+    fixed = pa.array(same_width, pa.binary(200))
+    assert batch.sha256_many(b"", fixed) == b"".join(hashlib.sha256(m).digest() for m in same_width)
 
 
 @pytest.mark.parametrize("n", SIZES)
