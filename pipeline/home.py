@@ -115,11 +115,14 @@ class Home:
             )
         home = cls(path)
         home.read_only = home._unwritable() if read_only is None else read_only
-        home._refuse_lost_log()
-        if not home.read_only and (path / "datasets").is_dir():
-            from pipeline.store import Store
+        try:
+            home._refuse_lost_log()
+            if not home.read_only and (path / "datasets").is_dir():
+                from pipeline.store import Store
 
-            Store(path, home.log()).recover()
+                Store(path, home.log()).recover()
+        except LogDatabaseError:
+            pass  # damaged, not lost: every use of the log names the damage; audit reports it
         return home
 
     @property
@@ -167,11 +170,8 @@ class Home:
         elif database is not None and database.stat().st_size == 0:
             lost = f"the log database {database} is empty"
         else:
-            try:
-                if self.log().size() > 0:
-                    return
-            except LogDatabaseError:
-                return  # damaged, not lost: every use names the damage; audit reports it
+            if self.log().size() > 0:
+                return
             lost = "the log database holds no entries"
         raise HomeError(
             f"{lost}, but the home holds {' and '.join(history)}: restore the log database "

@@ -23,15 +23,15 @@ recovery rolls forward, and opening the home runs recovery.
 from __future__ import annotations
 
 __all__ = [
-    "COMMIT_FAULT_ENV",
     "COMMIT_STEPS",
+    "KILL_AFTER_STEP_ENV",
     "SALT_COLUMN",
     "Store",
     "VersionInfo",
     "check_name",
-    "commit_step_done",
     "log_key",
     "publish",
+    "step_done",
 ]
 
 import fcntl
@@ -75,14 +75,15 @@ def check_name(value: str, what: str) -> str:
 #: log's append transaction; the append committed; the staging directory renamed
 #: into place.
 COMMIT_STEPS = ("records", "tree", "files", "manifest", "append", "publish")
-#: Fault injection for crash tests: the commit step after which to SIGKILL the process.
-COMMIT_FAULT_ENV = "TRIALPROOF_KILL_AFTER_COMMIT_STEP"
+#: Fault injection for crash tests: the step (of a commit, or of an anchoring) after
+#: which the process SIGKILLs itself.
+KILL_AFTER_STEP_ENV = "TRIALPROOF_KILL_AFTER_STEP"
 
 
-def commit_step_done(step: str) -> None:
-    """Mark the end of a commit step; SIGKILL this process there if :data:`COMMIT_FAULT_ENV`
-    names it (so that crash tests stop a commit at each step deterministically)."""
-    if os.environ.get(COMMIT_FAULT_ENV) == step:
+def step_done(step: str) -> None:
+    """Mark the end of a step that must survive a crash; SIGKILL this process there if
+    :data:`KILL_AFTER_STEP_ENV` names it, so crash tests stop at each step deterministically."""
+    if os.environ.get(KILL_AFTER_STEP_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
