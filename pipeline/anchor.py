@@ -131,9 +131,10 @@ def anchor(home: Home) -> AnchorResult | None:
     """
     result = None
     for tmp in _pending(home):
-        if (tmp / "checkpoint.txt").is_file() and (tmp / "consistency.json").is_file():
+        done = (_anchor_root(home) / tmp.name[1:-4] / "checkpoint.txt").is_file()
+        if not done and (tmp / "checkpoint.txt").is_file() and (tmp / "consistency.json").is_file():
             result = _finish(home, tmp)
-        else:  # killed while preparing: no ledger has seen it
+        else:  # killed while preparing (no ledger has seen it), or already finished
             shutil.rmtree(tmp)
     log = home.log()
     size = log.size()
