@@ -128,9 +128,8 @@ class Home:
     @property
     def _home_database(self) -> Path | None:
         """The SQLite file in the home, unless the log lives elsewhere."""
-        if os.environ.get("TRIALPROOF_LOG_URL") or self.config.get("log_url"):
-            return None
-        return self.path / _LOG_DB
+        database = self.path / _LOG_DB
+        return database if self.log_url == f"sqlite:///{database}" else None
 
     def _unwritable(self) -> bool:
         database = self._home_database
@@ -143,8 +142,7 @@ class Home:
         found = []
         if next(self.path.glob("datasets/*/*/v[0-9]*"), None) is not None:
             found.append("committed versions in datasets/")
-        anchors = self.path / "anchors"
-        if anchors.is_dir() and next(anchors.iterdir(), None) is not None:
+        if (self.path / "anchors").is_dir():  # made only when a non-empty log is anchored
             found.append("anchors/")
         remembered = self.path / AUDIT_CHECKPOINT
         if remembered.is_file():
