@@ -127,7 +127,16 @@ class LocalLedger:
         """Why entries are not intact or not linked to the ones before them; [] if none."""
         problems: list[str] = []
         previous: str | None = None
-        for i, entry in enumerate(self.entries()):
+        with self.log.reading() as conn:
+            if not conn.dialect.has_table(conn, ledger_entries.name):
+                return []
+            columns = conn.execute(
+                select(ledger_entries.c.entry_hash).order_by(ledger_entries.c.idx)
+            ).scalars().all()
+            entries = self._receipts(conn)
+        for i, (entry, column) in enumerate(zip(entries, columns, strict=True)):
+            if column != entry.get("entry_hash"):
+                problems.append(f"local ledger entry {i} has another entry_hash than its receipt")
             if entry.get("index") != i:
                 problems.append(f"local ledger entry {i} has index {entry.get('index')}")
             if not entry or _entry_hash(entry) != entry.get("entry_hash"):

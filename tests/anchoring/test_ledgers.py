@@ -141,3 +141,22 @@ def test_read_only_ledger_reads_without_creating_its_table(tmp_path: Path) -> No
     with sqlite3.connect(tmp_path / "log.db") as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert "anchor_local_ledger" not in tables
+
+
+def test_every_edit_of_a_ledger_row_is_named(log: TransparencyLog, tmp_path: Path) -> None:
+    signer = Signer.generate(ORIGIN)
+    ledger = LocalLedger(log)
+    for leaf in (b"a", b"b"):
+        log.append(leaf)
+        ledger.submit(log.sign_checkpoint(signer))
+    assert ledger.chain_problems() == []
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        conn.execute("UPDATE anchor_local_ledger SET entry_hash = ? WHERE idx = 1", ("0" * 64,))
+        conn.execute("UPDATE anchor_local_ledger SET receipt = 'not json' WHERE idx = 0")
+    assert ledger.chain_problems() == [
+        "local ledger entry 0 has another entry_hash than its receipt",
+        "local ledger entry 0 has index None",
+        "local ledger entry 0 was altered",
+        "local ledger entry 1 has another entry_hash than its receipt",
+        "local ledger entry 1 does not link to entry 0",
+    ]
