@@ -164,8 +164,9 @@ def test_a_damaged_database_raises_log_database_error(tmp_path: Path) -> None:
         log.root()
 
 
-def test_read_only_log_reads_signs_without_storing_and_refuses_writes(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path)
+def test_read_only_log_reads_signs_without_storing_and_refuses_writes(
+    url: str, tmp_path: Path
+) -> None:
     signer = Signer.generate(ORIGIN)
     with TransparencyLog(url, ORIGIN) as log:
         log.append_many(leaves(5))
