@@ -362,7 +362,7 @@ def _audit_unlogged_versions(
     logged: dict[tuple[str, str], set[int] | None] = {}
     for folder in sorted(home.path.glob("datasets/*/*/v*")):
         folder_trial, dataset = folder.parent.parent.name, folder.parent.name
-        if trial is not None and folder_trial != trial:
+        if not folder.is_dir() or (trial is not None and folder_trial != trial):
             continue
         if (folder_trial, dataset) not in logged:
             try:
