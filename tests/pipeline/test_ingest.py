@@ -222,13 +222,13 @@ def _killed_commit(
 ) -> int:
     """Commit in a forked child that SIGKILLs itself after ``step``; its wait status."""
     from pipeline.ingest import commit
-    from pipeline.store import COMMIT_FAULT_ENV
+    from pipeline.store import KILL_AFTER_STEP_ENV
 
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         status = 0
         try:
-            os.environ[COMMIT_FAULT_ENV] = step
+            os.environ[KILL_AFTER_STEP_ENV] = step
             commit(Home.open(home_path), validated, contract)
         except BaseException:
             status = 3
