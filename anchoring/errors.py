@@ -16,7 +16,8 @@
     ├── KeyFormatError            a key file or vkey that cannot be used
     └── LogError                  the transparency log refused an operation
         ├── DuplicateEntryError   a keyed append refused because an earlier entry matches
-        └── LogConsistencyError   stored log state contradicts itself
+        ├── LogConsistencyError   stored log state contradicts itself
+        └── LogDatabaseError      the log database is damaged, unreadable or read-only
 
 Messages never contain key material.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidHashError",
     "KeyFormatError",
     "LogConsistencyError",
+    "LogDatabaseError",
     "LogError",
     "MalformedError",
     "NoteFormatError",
@@ -129,3 +131,8 @@ class DuplicateEntryError(LogError):
 
 class LogConsistencyError(LogError):
     """What the log database holds contradicts itself: a sign of tampering or corruption."""
+
+
+class LogDatabaseError(LogError):
+    """The log database cannot be used: damaged (truncated, garbled, tables missing),
+    unreachable, or opened read-only for a write."""

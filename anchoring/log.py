@@ -39,6 +39,15 @@ append that fails leaves no trace (it is one transaction):
 * PostgreSQL appends start with ``SELECT ... FROM log_head WHERE id = 1 FOR
   UPDATE``.
 
+Damage and read-only homes
+--------------------------
+Any driver error (a truncated or garbled file, missing tables, an
+unreachable server) is raised as :class:`LogDatabaseError`, one line naming
+the damage. ``read_only=True`` opens the log for reading only: an SQLite file
+is opened with ``mode=ro`` (and ``immutable=1`` when its folder is not
+writable and it has no write-ahead log, since SQLite could not create its
+shared-memory file there), and every write is refused.
+
 Each instance owns its engine. A process forked after an engine was created
 must not use the parent's pooled connections: a fork hook drops them in the
 child (``Engine.dispose(close=False)``), but the intended pattern is to
@@ -52,6 +61,7 @@ from __future__ import annotations
 __all__ = ["LogEntry", "TransparencyLog"]
 
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,6 +69,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -82,11 +93,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import DuplicateEntryError, LogConsistencyError, LogError, NoteFormatError
+from anchoring.errors import (
+    DuplicateEntryError,
+    LogConsistencyError,
+    LogDatabaseError,
+    LogError,
+    NoteFormatError,
+)
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from anchoring.merkle.shape import (
     NodeId,
@@ -179,12 +196,45 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+
+
+def _sqlite_read_only_uri(database: str) -> str:
+    """An SQLite URI that opens ``database`` without writing to it or beside it.
+
+    A WAL database needs a shared-memory file: SQLite creates one in a writable
+    folder; in a read-only folder without a write-ahead log, ``immutable=1``
+    reads the file directly (every committed page is in it).
+    """
+    path = os.path.abspath(database)
+    uri = f"file:{quote(path)}?mode=ro"
+    wal = f"{path}-wal"
+    has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
+    if not has_wal and not os.access(os.path.dirname(path), os.W_OK):
+        uri += "&immutable=1"
+    return uri
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Driver errors become :class:`LogDatabaseError`: one line naming the damage."""
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        raise LogDatabaseError(
+            f"the log database is damaged or unreadable: {reason or type(exc.orig).__name__}"
+        ) from None
+
+
 def _sqlite_begin(connection: Connection) -> None:
     mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _make_engine(url: str) -> tuple[Engine, str, bool]:
+def _make_engine(url: str, read_only: bool = False) -> tuple[Engine, str, bool]:
     """An engine for ``url``, its backend name, and whether it is an in-memory SQLite."""
     try:
         parsed = make_url(url)
@@ -197,9 +247,22 @@ def _make_engine(url: str) -> tuple[Engine, str, bool]:
         args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
         if memory:
             engine = create_engine(parsed, connect_args=args, poolclass=StaticPool)
+        elif read_only:
+            uri = _sqlite_read_only_uri(database)
+
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(
+                    uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False
+                )
+
+            engine = create_engine(parsed, creator=connect, pool_size=2, max_overflow=8)
         else:
             engine = create_engine(parsed, connect_args=args, pool_size=2, max_overflow=8)
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(
+            engine,
+            "connect",
+            _sqlite_connect_read_only if read_only and not memory else _sqlite_connect,
+        )
         event.listen(engine, "begin", _sqlite_begin)
     elif backend == "postgresql":
         memory = False
@@ -349,14 +412,19 @@ class TransparencyLog:
     Precondition violations (an index or size out of range) raise
     :class:`LogError`; stored state that contradicts itself (a missing node,
     a leaf hash that does not match its input) raises
-    :class:`LogConsistencyError`.
+    :class:`LogConsistencyError`; a database that cannot be read raises
+    :class:`LogDatabaseError`.
+
+    ``read_only=True`` never writes: the tables must exist, appends are
+    refused, and :meth:`sign_checkpoint` signs without storing.
     """
 
-    def __init__(self, url: str, origin: str) -> None:
+    def __init__(self, url: str, origin: str, *, read_only: bool = False) -> None:
         if not origin or "\n" in origin:
             raise LogError("log origin must be a non-empty single line")
         self.origin = origin
-        self._engine, self._backend, memory = _make_engine(url)
+        self.read_only = read_only
+        self._engine, self._backend, memory = _make_engine(url, read_only)
         self._postgres = self._backend == "postgresql"
         # An in-memory SQLite is a single shared connection: guard it with a lock.
         self._guard: AbstractContextManager[Any] = threading.RLock() if memory else nullcontext()
@@ -378,6 +446,14 @@ class TransparencyLog:
         return f"TransparencyLog({self._engine.url.render_as_string()!r}, {self.origin!r})"
 
     def _init_schema(self) -> None:
+        if self.read_only:
+            with self._read() as conn:
+                stored = conn.execute(select(log_head.c.origin).where(log_head.c.id == 1)).first()
+            if stored is None:
+                raise LogDatabaseError("the log database has no log_head row")
+            if stored[0] != self.origin:
+                raise LogError(f"the log at this URL has origin {stored[0]!r}, not {self.origin!r}")
+            return
         with self._write_conn() as conn:
             if self._postgres:
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_INIT_LOCK)))
@@ -393,7 +469,9 @@ class TransparencyLog:
     @contextmanager
     def _write_conn(self) -> Iterator[Connection]:
         """A transaction that holds the SQLite write lock from its first statement."""
-        with self._guard, self._engine.connect() as conn:
+        if self.read_only:
+            raise LogDatabaseError("the log is open read-only; this operation writes to it")
+        with _database_errors(), self._guard, self._engine.connect() as conn:
             conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 yield conn
@@ -428,7 +506,7 @@ class TransparencyLog:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._guard, self._engine.connect() as conn, conn.begin():
+        with _database_errors(), self._guard, self._engine.connect() as conn, conn.begin():
             yield conn
 
     @staticmethod
@@ -661,27 +739,42 @@ class TransparencyLog:
         The checkpoint commits to (origin, size, MTH) (RFC 9162 §2.1.1).
         If one is already stored for the current size, it is returned
         unchanged. Runs under the append lock, so the size cannot move.
+        A read-only log signs without storing: Ed25519 signatures (RFC 8032)
+        are deterministic, so storing it later yields the same note.
         """
-        with self._locked() as (conn, size):
-            root = (
-                EMPTY_ROOT
-                if size == 0
-                else fold_perfect_nodes(self._nodes(conn, perfect_nodes(0, size)))
-            )
-            stored = conn.execute(
-                select(log_checkpoints.c.root, log_checkpoints.c.note).where(
-                    log_checkpoints.c.size == size
-                )
-            ).first()
-            if stored is not None:
-                note = str(stored[1])
-                self._check_stored(size, root, bytes(stored[0]), note)
-                return note
-            note = Checkpoint(self.origin, size, root).sign([signer])
-            conn.execute(
-                insert(log_checkpoints).values(size=size, root=root, note=note, created_at=_now())
-            )
+        if self.read_only:
+            with self._read() as conn:
+                size = self._size(conn)
+                note, _root, _new = self._stored_or_signed(conn, size, signer)
             return note
+        with self._locked() as (conn, size):
+            note, root, new = self._stored_or_signed(conn, size, signer)
+            if new:
+                conn.execute(
+                    insert(log_checkpoints).values(
+                        size=size, root=root, note=note, created_at=_now()
+                    )
+                )
+            return note
+
+    def _stored_or_signed(
+        self, conn: Connection, size: int, signer: Signer
+    ) -> tuple[str, bytes, bool]:
+        """The checkpoint for ``size`` and its root: the stored one (checked), or a newly
+        signed one (then True)."""
+        root = EMPTY_ROOT
+        if size:
+            root = fold_perfect_nodes(self._nodes(conn, perfect_nodes(0, size)))
+        stored = conn.execute(
+            select(log_checkpoints.c.root, log_checkpoints.c.note).where(
+                log_checkpoints.c.size == size
+            )
+        ).first()
+        if stored is not None:
+            note = str(stored[1])
+            self._check_stored(size, root, bytes(stored[0]), note)
+            return note, root, False
+        return Checkpoint(self.origin, size, root).sign([signer]), root, True
 
     def _check_stored(self, size: int, root: bytes, stored_root: bytes, note: str) -> None:
         try:

@@ -69,6 +69,8 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
         and _is_hex32(validation.get("report_sha256")),
         '"validation" must be {success, report_sha256}',
     )
+    html = manifest["validation"].get("report_html_sha256")  # older manifests lack it
+    _require(html is None or _is_hex32(html), '"validation.report_html_sha256" must be a hash')
 
 
 def manifest_leaf_input(manifest: Mapping[str, Any]) -> bytes:

@@ -11,6 +11,13 @@ entries; consecutive checkpoints are consistent; the checkpoint remembered
 from the last clean audit and every anchored checkpoint are still prefixes of
 the log (a truncated and re-grown log is a fork); every receipt verifies.
 
+Against the folders: every version folder on disk is in the log
+(``unlogged-version``); every anchor folder has its checkpoint and receipts,
+and every local-ledger entry has its anchor folder and receipt
+(``anchor-missing``); the local ledger's entries are intact, chained, and the
+ones the receipts recorded (``ledger-entry``). A log database that cannot be
+read is itself a finding (``log-database``).
+
 Each problem is a :class:`Finding` naming the check and where.
 """
 
@@ -26,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anchoring.checkpoint import Checkpoint, open_checkpoint
-from anchoring.errors import AnchoringError
+from anchoring.errors import AnchoringError, LogDatabaseError
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.merkle.tree import MerkleTree
 from anchoring.merkle.verify import verify_consistency
@@ -34,7 +41,7 @@ from anchoring.note import parse_note
 from pipeline.contract import Contract
 from pipeline.errors import PipelineError
 from pipeline.fsutil import sha256_file, write_text_durably
-from pipeline.home import Home
+from pipeline.home import AUDIT_CHECKPOINT, Home
 from pipeline.records import leaf_chunks, sort_into_leaf_order
 from pipeline.store import SALT_COLUMN, Store, VersionInfo
 
@@ -103,6 +110,9 @@ def _audit_version(home: Home, info: VersionInfo, entry_input: bytes) -> list[Fi
         found.append(finding("contract", "contract.json does not hash to the manifest's contract"))
     if _sha256(info.path / "report.json") != manifest["validation"]["report_sha256"]:
         found.append(finding("report", "report.json does not hash to the manifest's report"))
+    html_sha256 = manifest["validation"].get("report_html_sha256")  # absent before it existed
+    if html_sha256 is not None and _sha256(info.path / "report.html") != html_sha256:
+        found.append(finding("report", "report.html does not hash to the manifest's report"))
     try:
         from pipeline.prove import version_contract
 
@@ -257,9 +267,28 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
     from pipeline.anchor import anchored, ledgers_for, receipts_for
 
     ledgers = {ledger.name: ledger for ledger in ledgers_for(home)}
+    base = home.path / "anchors"
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        if folder.name.isdigit() and not (folder / "checkpoint.txt").is_file():
+            report.findings.append(
+                Finding("anchor-missing", f"anchors/{folder.name}/checkpoint.txt is missing")
+            )
+    local_receipts: dict[int, dict[str, Any]] = {}
     for size in anchored(home):
-        note, receipts = receipts_for(home, size)
+        try:
+            note, receipts = receipts_for(home, size)
+        except (OSError, ValueError) as exc:
+            report.findings.append(
+                Finding("receipt", f"size {size}: the anchor folder cannot be read: {exc}")
+            )
+            continue
         _check_prefix(tree, note, f"the checkpoint anchored at size {size}", report)
+        if not receipts:
+            report.findings.append(
+                Finding("anchor-missing", f"anchors/{size:012d}/ holds no receipt")
+            )
+        if "local" in receipts:
+            local_receipts[size] = receipts["local"]
         for name, receipt in receipts.items():
             report.receipts_checked += 1
             ledger = ledgers.get(name)
@@ -275,6 +304,88 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
                 ledger.verify(receipt, note)
             except AnchoringError as exc:
                 report.findings.append(Finding("receipt", f"size {size}, {name}: {exc}"))
+    _audit_local_ledger(home, local_receipts, report)
+
+
+def _audit_local_ledger(
+    home: Home, local_receipts: dict[int, dict[str, Any]], report: AuditReport
+) -> None:
+    """The local ledger's table against the anchor folders' receipts, both ways."""
+    from anchoring.ledgers.local import LocalLedger
+    from pipeline.anchor import anchored
+
+    ledger = LocalLedger(home.log())
+    for problem in ledger.chain_problems():
+        report.findings.append(Finding("ledger-entry", problem))
+    on_disk = set(anchored(home))
+    in_ledger: set[int] = set()
+    for entry in ledger.entries():
+        size, index = entry.get("size"), entry.get("index")
+        if not isinstance(size, int):
+            continue  # unreadable: named by chain_problems
+        in_ledger.add(size)
+        receipt = local_receipts.get(size)
+        folder = f"anchors/{size:012d}/"
+        if receipt is None:
+            missing = f"{folder}local.json" if size in on_disk else folder
+            if (home.path / "anchors" / f".{size:012d}.tmp").is_dir():
+                missing += " (an anchoring was interrupted: `trialproof anchor` finishes it)"
+            report.findings.append(
+                Finding(
+                    "anchor-missing",
+                    f"the local ledger anchored size {size} (entry {index}), "
+                    f"but {missing} is missing",
+                )
+            )
+        elif receipt.get("entry_hash") != entry.get("entry_hash"):
+            report.findings.append(
+                Finding(
+                    "ledger-entry",
+                    f"local ledger entry {index} (size {size}) is not the one {folder}local.json "
+                    "recorded: the ledger row was edited",
+                )
+            )
+    for size in sorted(set(local_receipts) - in_ledger):
+        report.findings.append(
+            Finding(
+                "ledger-entry",
+                f"the local ledger has no entry for size {size}, receipted in "
+                f"anchors/{size:012d}/local.json: its row was deleted or edited",
+            )
+        )
+
+
+def _audit_unlogged_versions(
+    home: Home, store: Store, trial: str | None, report: AuditReport
+) -> None:
+    """Every version folder on disk must be a version the log knows."""
+    logged: dict[tuple[str, str], set[int] | None] = {}
+    for folder in sorted(home.path.glob("datasets/*/*/v*")):
+        folder_trial, dataset = folder.parent.parent.name, folder.parent.name
+        if not folder.is_dir() or (trial is not None and folder_trial != trial):
+            continue
+        if (folder_trial, dataset) not in logged:
+            try:
+                versions = store.versions(folder_trial, dataset)
+            except AnchoringError:
+                versions = None  # the log's entries are damaged: named already
+            logged[(folder_trial, dataset)] = (
+                None if versions is None else {v.version for v in versions}
+            )
+        known = logged[(folder_trial, dataset)]
+        number = folder.name[1:]
+        if known is None:
+            continue
+        if not number.isdigit() or int(number) not in known:
+            report.findings.append(
+                Finding(
+                    "unlogged-version",
+                    f"{folder.relative_to(home.path)} is on disk but the log has no such version",
+                    folder_trial,
+                    dataset,
+                    int(number) if number.isdigit() else None,
+                )
+            )
 
 
 def info_input(home: Home, info: VersionInfo) -> bytes:
@@ -282,11 +393,22 @@ def info_input(home: Home, info: VersionInfo) -> bytes:
 
 
 def audit(home: Home, trial: str | None = None) -> AuditReport:
-    """Check everything the home holds (or one trial's versions, plus the whole log)."""
+    """Check everything the home holds (or one trial's versions, plus the whole log).
+
+    A log database that cannot be read ends the audit with a ``log-database`` finding.
+    """
     report = AuditReport()
+    try:
+        _audit_home(home, trial, report)
+    except LogDatabaseError as exc:
+        report.findings.append(Finding("log-database", str(exc)))
+    return report
+
+
+def _audit_home(home: Home, trial: str | None, report: AuditReport) -> None:
     tree = _audit_log(home, report)
     store = Store(home.path, home.log())
-    remembered = home.path / "audit" / "last-clean-checkpoint.txt"
+    remembered = home.path / AUDIT_CHECKPOINT
     if tree is not None:
         if remembered.is_file():
             _check_prefix(
@@ -321,8 +443,8 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
                     )
                 )
             previous_hash = info.leaf_hash.hex()
+    _audit_unlogged_versions(home, store, trial, report)
     latest = home.log().latest_checkpoint()
-    if report.ok and latest is not None and trial is None:
+    if report.ok and latest is not None and trial is None and not home.read_only:
         remembered.parent.mkdir(parents=True, exist_ok=True)
         write_text_durably(remembered, latest)
-    return report

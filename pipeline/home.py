@@ -8,11 +8,19 @@ Layout::
     <home>/log.db           the SQLite log, unless a PostgreSQL URL is configured
 
 Key material never appears in output, logs or error messages.
+
+Opening a home refuses one whose log is missing or empty while the home shows
+that it had entries (committed versions, anchors, an audit checkpoint): a new
+log would sign a second history that conflicts with the one already handed
+out. It then finishes any commit a crash interrupted (:meth:`Store.recover`),
+before anything reads the store. A home the process cannot write is opened
+read-only: ``versions``, ``prove`` and ``audit`` still work, and nothing is
+written.
 """
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOME", "Home", "resolve_home"]
+__all__ = ["AUDIT_CHECKPOINT", "DEFAULT_HOME", "Home", "resolve_home"]
 
 import json
 import os
@@ -23,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anchoring.canonical import derive_trial_salt_key
-from anchoring.errors import KeyFormatError
+from anchoring.errors import KeyFormatError, LogDatabaseError, MalformedError
 from anchoring.note import Signer, Verifier
 from pipeline.errors import HomeError
 
@@ -32,6 +40,9 @@ if TYPE_CHECKING:
 
 DEFAULT_HOME = ".trialproof"
 _CONFIG = "config.json"
+_LOG_DB = "log.db"
+#: The checkpoint of the last clean audit, relative to the home.
+AUDIT_CHECKPOINT = Path("audit") / "last-clean-checkpoint.txt"
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None) -> Path:
@@ -63,6 +74,8 @@ class Home:
 
     path: Path
     _log: TransparencyLog | None = field(default=None, repr=False, compare=False)
+    #: Open the log read-only and write nothing (a home this process cannot write).
+    read_only: bool = False
 
     @classmethod
     def init(cls, path: Path, origin: str, key_name: str | None = None) -> Home:
@@ -93,12 +106,76 @@ class Home:
         return home
 
     @classmethod
-    def open(cls, path: Path) -> Home:
+    def open(cls, path: Path, *, read_only: bool | None = None) -> Home:
+        """Open an initialized home (read-only when ``read_only`` is None and it is not
+        writable), refuse it if its log was lost, and finish interrupted commits."""
         if not (path / _CONFIG).is_file():
             raise HomeError(
                 f"{path} is not a trialproof home; create one with: trialproof init --origin ORIGIN"
             )
-        return cls(path)
+        home = cls(path)
+        home.read_only = home._unwritable() if read_only is None else read_only
+        try:
+            home._refuse_lost_log()
+            if not home.read_only and (path / "datasets").is_dir():
+                from pipeline.store import Store
+
+                Store(path, home.log()).recover()
+        except LogDatabaseError:
+            pass  # damaged, not lost: every use of the log names the damage; audit reports it
+        return home
+
+    @property
+    def _home_database(self) -> Path | None:
+        """The SQLite file in the home, unless the log lives elsewhere."""
+        database = self.path / _LOG_DB
+        return database if self.log_url == f"sqlite:///{database}" else None
+
+    def _unwritable(self) -> bool:
+        database = self._home_database
+        if not os.access(self.path, os.W_OK):
+            return True
+        return database is not None and database.exists() and not os.access(database, os.W_OK)
+
+    def _history(self) -> list[str]:
+        """What in the home shows that its log has had entries."""
+        found = []
+        if next(self.path.glob("datasets/*/*/v[0-9]*"), None) is not None:
+            found.append("committed versions in datasets/")
+        if (self.path / "anchors").is_dir():  # made only when a non-empty log is anchored
+            found.append("anchors/")
+        remembered = self.path / AUDIT_CHECKPOINT
+        if remembered.is_file():
+            from anchoring.checkpoint import Checkpoint
+            from anchoring.note import parse_note
+
+            try:
+                size = Checkpoint.from_body(parse_note(remembered.read_text("utf-8")).text).size
+            except (OSError, ValueError, MalformedError):
+                size = None
+            if size != 0:
+                found.append(f"an audit checkpoint ({AUDIT_CHECKPOINT})")
+        return found
+
+    def _refuse_lost_log(self) -> None:
+        """Refuse a home whose log is missing or empty though it has had entries."""
+        history = self._history()
+        if not history:
+            return
+        database = self._home_database
+        if database is not None and not database.is_file():
+            lost = f"the log database {database} is missing"
+        elif database is not None and database.stat().st_size == 0:
+            lost = f"the log database {database} is empty"
+        else:
+            if self.log().size() > 0:
+                return
+            lost = "the log database holds no entries"
+        raise HomeError(
+            f"{lost}, but the home holds {' and '.join(history)}: restore the log database "
+            "from a backup (a new log would sign a second, conflicting history); "
+            "`trialproof init` is only for a brand-new home"
+        )
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -116,7 +193,7 @@ class Home:
     def log_url(self) -> str:
         """``$TRIALPROOF_LOG_URL``, else the configured URL, else SQLite in the home."""
         url = os.environ.get("TRIALPROOF_LOG_URL") or self.config.get("log_url")
-        return str(url) if url else f"sqlite:///{self.path / 'log.db'}"
+        return str(url) if url else f"sqlite:///{self.path / _LOG_DB}"
 
     @cached_property
     def signer(self) -> Signer:
@@ -145,5 +222,5 @@ class Home:
         if self._log is None:
             from anchoring.log import TransparencyLog
 
-            self._log = TransparencyLog(self.log_url, self.origin)
+            self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log

@@ -49,7 +49,7 @@ from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
 from pipeline.records import LeafChunk, leaf_chunks, leaf_order
-from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish
+from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish, step_done
 
 #: Called with the name of each stage as it starts.
 Progress = Callable[[str], None]
@@ -282,6 +282,7 @@ def commit(
                     table, contract, trial, dataset, home.trial_salt_key(trial), order=order
                 ),
             )
+            step_done("records")
             progress("tree")
             tree = MerkleTree.from_subtree_levels(subtrees)
             progress("store")
@@ -331,11 +332,14 @@ def _commit_in(
 ) -> IngestResult:
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
     tree.write(staging / "tree.bin")
+    step_done("tree")
     write_bytes_durably(staging / "contract.json", canonical_json(dict(contract.descriptor)))
     for name in ("report.json", "report.html"):
         shutil.copyfile(validated.work_dir / name, staging / name)
         _fsync_file(staging / name)
     fsync_dir(staging)
+    report_html_sha256 = sha256_file(staging / "report.html")[0]
+    step_done("files")
 
     progress("log")
     manifest: dict[str, Any] = {}
@@ -356,12 +360,17 @@ def _commit_in(
                 "records": tree.size,
                 "root": tree.root().hex(),
                 "previous": None if previous is None else previous.leaf_hash.hex(),
-                "validation": {"success": True, "report_sha256": validated.report_sha256},
+                "validation": {
+                    "success": True,
+                    "report_sha256": validated.report_sha256,
+                    "report_html_sha256": report_html_sha256,
+                },
                 "ingested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
         data = manifest_leaf_input(manifest)
         write_bytes_durably(staging / "manifest.json", data)
+        step_done("manifest")
         return data
 
     try:
@@ -371,8 +380,10 @@ def _commit_in(
         assert isinstance(dup.entry, LogEntry)
         info = store.version(trial, dataset, dup.entry.key_seq)
         return IngestResult.unchanged(info)
+    step_done("append")
     target = store.version_dir(trial, dataset, manifest["version"])
     publish(staging, target)
+    step_done("publish")
     return IngestResult(
         "committed", trial, dataset, manifest["version"], entry.index, manifest, target
     )
@@ -391,7 +402,10 @@ def ingest(
     check_name(dataset, "dataset")
     progress("stage")
     staged = stage(home, source)
-    existing = store_for(home).committed_source(trial, dataset, staged.sha256)
+    store = store_for(home)
+    if not home.read_only:
+        store.recover()  # a version this delivery stranded by a crash is not "unchanged" yet
+    existing = store.committed_source(trial, dataset, staged.sha256)
     if existing is not None:
         return IngestResult.unchanged(existing)
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)

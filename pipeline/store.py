@@ -15,17 +15,31 @@ Layout under the home::
 The log is the source of truth for which versions exist. A version directory
 appears by renaming a complete staging directory, after the log append has
 committed; :meth:`Store.recover` finishes or removes what a crash left behind.
+The steps of a commit are named in :data:`COMMIT_STEPS`: a crash after any of
+them leaves either nothing (the append did not commit) or a version that
+recovery rolls forward, and opening the home runs recovery.
 """
 
 from __future__ import annotations
 
-__all__ = ["SALT_COLUMN", "Store", "VersionInfo", "check_name", "log_key", "publish"]
+__all__ = [
+    "COMMIT_STEPS",
+    "KILL_AFTER_STEP_ENV",
+    "SALT_COLUMN",
+    "Store",
+    "VersionInfo",
+    "check_name",
+    "log_key",
+    "publish",
+    "step_done",
+]
 
 import fcntl
 import json
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +68,23 @@ def check_name(value: str, what: str) -> str:
             "starting with a letter or digit"
         )
     return value
+
+
+#: The steps of a commit, in order: the version's records, its tree, its other files
+#: (contract, reports) in the staging directory; its manifest, written inside the
+#: log's append transaction; the append committed; the staging directory renamed
+#: into place.
+COMMIT_STEPS = ("records", "tree", "files", "manifest", "append", "publish")
+#: Fault injection for crash tests: the step (of a commit, or of an anchoring) after
+#: which the process SIGKILLs itself.
+KILL_AFTER_STEP_ENV = "TRIALPROOF_KILL_AFTER_STEP"
+
+
+def step_done(step: str) -> None:
+    """Mark the end of a step that must survive a crash; SIGKILL this process there if
+    :data:`KILL_AFTER_STEP_ENV` names it, so crash tests stop at each step deterministically."""
+    if os.environ.get(KILL_AFTER_STEP_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def log_key(trial: str, dataset: str) -> str:

@@ -5,6 +5,10 @@ covers its fields, including ``previous``, the entry hash before it. Rewriting
 any entry breaks every later link. This ledger lives with the log, so it
 demonstrates the anchoring flow but is not an independent anchor: use an
 Ethereum ledger or witnesses for that.
+
+A size is anchored at most once: submitting a checkpoint the ledger already
+holds returns the receipt it gave before, so an anchoring that was killed and
+run again leaves one entry per size.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, insert, select
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import VerificationError
+from anchoring.errors import AnchoringError, VerificationError
 from anchoring.ledgers.receipts import LOCAL_RECEIPT_TYPE, check_local_receipt, local_entry_hash
 from anchoring.log import TransparencyLog
 from anchoring.note import parse_note
@@ -35,6 +39,14 @@ ledger_entries = Table(
 )
 
 
+def _entry_hash(entry: Mapping[str, Any]) -> str | None:
+    """The entry hash a stored entry should carry; None if it cannot be computed."""
+    try:
+        return local_entry_hash(entry)
+    except AnchoringError:  # a value RFC 8785 cannot represent: edited by hand
+        return None
+
+
 class LocalLedger:
     """The embedded ledger beside a :class:`TransparencyLog`."""
 
@@ -42,8 +54,9 @@ class LocalLedger:
 
     def __init__(self, log: TransparencyLog) -> None:
         self.log = log
-        with log.serialized() as (conn, _size):
-            _metadata.create_all(conn, checkfirst=True)
+        if not log.read_only:
+            with log.serialized() as (conn, _size):
+                _metadata.create_all(conn, checkfirst=True)
 
     @property
     def ledger_id(self) -> str:
@@ -53,7 +66,17 @@ class LocalLedger:
         """Append an entry anchoring ``checkpoint_note``; serialized with log appends."""
         note = parse_note(checkpoint_note)
         checkpoint = Checkpoint.from_body(note.text)
+        checkpoint_sha256 = hashlib.sha256(note.text.encode()).hexdigest()
         with self.log.serialized() as (conn, _size):
+            for earlier in self._receipts(conn):
+                if earlier.get("size") != checkpoint.size:
+                    continue
+                if earlier.get("checkpoint_sha256") != checkpoint_sha256:
+                    raise VerificationError(
+                        f"the local ledger already anchors another checkpoint at size "
+                        f"{checkpoint.size} (entry {earlier.get('index')})"
+                    )
+                return earlier  # anchored before, by a run that did not finish
             last = conn.execute(
                 select(ledger_entries.c.idx, ledger_entries.c.entry_hash)
                 .order_by(ledger_entries.c.idx.desc())
@@ -66,7 +89,7 @@ class LocalLedger:
                 "origin": checkpoint.origin,
                 "size": checkpoint.size,
                 "root": checkpoint.root.hex(),
-                "checkpoint_sha256": hashlib.sha256(note.text.encode()).hexdigest(),
+                "checkpoint_sha256": checkpoint_sha256,
                 "previous": None if last is None else str(last[1]),
                 "anchored_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
@@ -80,24 +103,54 @@ class LocalLedger:
             )
         return receipt
 
+    @staticmethod
+    def _receipts(conn: Connection) -> list[dict[str, Any]]:
+        """Every entry's receipt by index; a row that is not a JSON object reads as {}."""
+        rows = conn.execute(select(ledger_entries.c.receipt).order_by(ledger_entries.c.idx))
+        receipts: list[dict[str, Any]] = []
+        for (text,) in rows:
+            try:
+                receipt = json.loads(text)
+            except ValueError:
+                receipt = None
+            receipts.append(receipt if isinstance(receipt, dict) else {})
+        return receipts
+
     def entries(self) -> list[dict[str, Any]]:
+        """Every entry's receipt, by index (none while nothing was anchored)."""
         with self.log.reading() as conn:
-            rows = conn.execute(
-                select(ledger_entries.c.receipt).order_by(ledger_entries.c.idx)
-            ).all()
-        return [json.loads(row[0]) for row in rows]
+            if not conn.dialect.has_table(conn, ledger_entries.name):
+                return []
+            return self._receipts(conn)
+
+    def chain_problems(self) -> list[str]:
+        """Why entries are not intact or not linked to the ones before them; [] if none."""
+        problems: list[str] = []
+        previous: str | None = None
+        with self.log.reading() as conn:
+            if not conn.dialect.has_table(conn, ledger_entries.name):
+                return []
+            columns = conn.execute(
+                select(ledger_entries.c.entry_hash).order_by(ledger_entries.c.idx)
+            ).scalars().all()
+            entries = self._receipts(conn)
+        for i, (entry, column) in enumerate(zip(entries, columns, strict=True)):
+            if column != entry.get("entry_hash"):
+                problems.append(f"local ledger entry {i} has another entry_hash than its receipt")
+            if entry.get("index") != i:
+                problems.append(f"local ledger entry {i} has index {entry.get('index')}")
+            if not entry or _entry_hash(entry) != entry.get("entry_hash"):
+                problems.append(f"local ledger entry {i} was altered")
+            elif entry.get("previous") != previous:
+                problems.append(f"local ledger entry {i} does not link to entry {i - 1}")
+            previous = entry.get("entry_hash")
+        return problems
 
     def verify_chain(self) -> None:
         """Raise unless every entry is intact and linked to the one before it."""
-        previous: str | None = None
-        for i, entry in enumerate(self.entries()):
-            if entry.get("index") != i:
-                raise VerificationError(f"local ledger entry {i} has index {entry.get('index')}")
-            if local_entry_hash(entry) != entry.get("entry_hash"):
-                raise VerificationError(f"local ledger entry {i} was altered")
-            if entry.get("previous") != previous:
-                raise VerificationError(f"local ledger entry {i} does not link to entry {i - 1}")
-            previous = entry["entry_hash"]
+        problems = self.chain_problems()
+        if problems:
+            raise VerificationError(problems[0])
 
     def verify(self, receipt: Mapping[str, Any], checkpoint_note: str) -> None:
         """Offline checks, then: the ledger holds this very entry, and its chain is intact."""
@@ -107,6 +160,6 @@ class LocalLedger:
             raise VerificationError(f"receipt is from ledger {receipt.get('ledger')!r}")
         entries = self.entries()
         index = receipt["index"]
-        if index >= len(entries) or entries[index]["entry_hash"] != receipt["entry_hash"]:
+        if index >= len(entries) or entries[index].get("entry_hash") != receipt["entry_hash"]:
             raise VerificationError(f"the local ledger holds no entry {index} with this hash")
         self.verify_chain()

@@ -104,3 +104,59 @@ def test_a_receipt_for_a_later_checkpoint_needs_a_valid_consistency_proof(
     with pytest.raises(BundleVerificationError, match="consistency_proof"):
         verify_record_proof(dataclasses.replace(proof, anchors=(missing,)),
                             [built.signer.verifier])
+
+
+def test_submitting_a_size_again_returns_its_receipt_not_a_second_entry(
+    log: TransparencyLog,
+) -> None:
+    """An anchoring killed after its submit and run again: one entry per size."""
+    signer = Signer.generate(ORIGIN)
+    ledger = LocalLedger(log)
+    log.append(b"a")
+    first_note = log.sign_checkpoint(signer)
+    first = ledger.submit(first_note)
+    log.append(b"b")
+    second = ledger.submit(log.sign_checkpoint(signer))
+    assert ledger.submit(first_note) == first
+    assert LocalLedger(log).submit(log.sign_checkpoint(signer)) == second
+    assert [e["size"] for e in ledger.entries()] == [1, 2]
+    ledger.verify_chain()
+    with pytest.raises(VerificationError, match="already anchors another checkpoint at size 2"):
+        ledger.submit(_other_checkpoint(signer, size=2))
+    assert len(ledger.entries()) == 2
+
+
+def _other_checkpoint(signer: Signer, size: int) -> str:
+    """A checkpoint of another tree of the same size."""
+    return Checkpoint(ORIGIN, size, bytes(32)).sign([signer])
+
+
+def test_read_only_ledger_reads_without_creating_its_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with TransparencyLog(url, ORIGIN) as log:
+        log.append(b"a")
+    with TransparencyLog(url, ORIGIN, read_only=True) as log:
+        ledger = LocalLedger(log)
+        assert ledger.entries() == [] and ledger.chain_problems() == []
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "anchor_local_ledger" not in tables
+
+
+def test_every_edit_of_a_ledger_row_is_named(log: TransparencyLog, tmp_path: Path) -> None:
+    signer = Signer.generate(ORIGIN)
+    ledger = LocalLedger(log)
+    for leaf in (b"a", b"b"):
+        log.append(leaf)
+        ledger.submit(log.sign_checkpoint(signer))
+    assert ledger.chain_problems() == []
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        conn.execute("UPDATE anchor_local_ledger SET entry_hash = ? WHERE idx = 1", ("0" * 64,))
+        conn.execute("UPDATE anchor_local_ledger SET receipt = 'not json' WHERE idx = 0")
+    assert ledger.chain_problems() == [
+        "local ledger entry 0 has another entry_hash than its receipt",
+        "local ledger entry 0 has index None",
+        "local ledger entry 0 was altered",
+        "local ledger entry 1 has another entry_hash than its receipt",
+        "local ledger entry 1 does not link to entry 0",
+    ]

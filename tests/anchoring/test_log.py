@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 import anchoring.log as log_module
 from anchoring.checkpoint import open_checkpoint
-from anchoring.errors import LogConsistencyError, LogError
+from anchoring.errors import LogConsistencyError, LogDatabaseError, LogError
 from anchoring.log import LogEntry, TransparencyLog, log_checkpoints, log_entries, log_nodes
 from anchoring.merkle.hasher import EMPTY_ROOT, leaf_hash
 from anchoring.merkle.tree import MerkleTree
@@ -146,6 +146,48 @@ def test_reopening_keeps_entries_and_checks_origin(tmp_path: Path) -> None:
         assert again.entry(4).leaf_input == data[4]
     with pytest.raises(LogError, match="origin"):
         TransparencyLog(url, "other.example.org/log")
+
+
+def test_a_damaged_database_raises_log_database_error(tmp_path: Path) -> None:
+    """Driver errors are one named LogDatabaseError (exit 2), never a raw driver error."""
+    url = sqlite_url(tmp_path)
+    with TransparencyLog(url, ORIGIN) as log:
+        log.append_many(leaves(40))
+    database = tmp_path / "log.db"
+    whole = database.read_bytes()
+    database.write_bytes(b"garbage, not SQLite" + whole[19:])
+    with pytest.raises(LogDatabaseError, match="damaged or unreadable: file is not a database"):
+        TransparencyLog(url, ORIGIN)
+    database.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(LogDatabaseError, match="damaged"), TransparencyLog(url, ORIGIN) as log:
+        list(log.scan())
+        log.root()
+
+
+def test_read_only_log_reads_signs_without_storing_and_refuses_writes(
+    url: str, tmp_path: Path
+) -> None:
+    signer = Signer.generate(ORIGIN)
+    with TransparencyLog(url, ORIGIN) as log:
+        log.append_many(leaves(5))
+        stored = log.sign_checkpoint(signer)
+        log.append(b"six")
+    before = row_counts(url)
+    with TransparencyLog(url, ORIGIN, read_only=True) as log:
+        assert log.read_only and log.size() == 6
+        assert log.checkpoint_at(5) == stored
+        note = log.sign_checkpoint(signer)  # for size 6: signed, not stored
+        assert open_checkpoint(note, [signer.verifier], origin=ORIGIN).size == 6
+        for write in (lambda: log.append(b"x"), lambda: log.append_many([b"x"]),
+                      lambda: log.append_keyed("k", lambda _p: b"x")):
+            with pytest.raises(LogDatabaseError, match="read-only"):
+                write()
+    assert row_counts(url) == before
+    with TransparencyLog(url, ORIGIN) as log:
+        assert log.sign_checkpoint(signer) == note  # Ed25519 is deterministic
+    with pytest.raises(LogDatabaseError):  # a read-only open never creates a log
+        TransparencyLog(sqlite_url(tmp_path, "absent.db"), ORIGIN, read_only=True)
+    assert not (tmp_path / "absent.db").exists()
 
 
 def test_preconditions_raise_log_error(log: TransparencyLog) -> None:

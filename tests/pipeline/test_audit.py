@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -157,3 +159,148 @@ def test_log_truncated_and_regrown_is_a_fork(home: Home) -> None:
     assert anchored(home)[-1] == size
     found = checks(Home.open(home.path))
     assert "fork" in found
+
+
+def anchor_dir(home: Home, size: int) -> Path:
+    return home.path / "anchors" / f"{size:012d}"
+
+
+def test_deleted_anchor_folder(home: Home) -> None:
+    shutil.rmtree(anchor_dir(home, anchored(home)[0]))
+    found = audit(home).findings
+    assert [f.check for f in found] == ["anchor-missing"]
+    assert "anchors/000000000001/" in found[0].detail
+
+
+def test_deleted_anchor_receipt(home: Home) -> None:
+    (anchor_dir(home, anchored(home)[-1]) / "local.json").unlink()
+    assert "anchor-missing" in checks(home)
+
+
+def test_deleted_anchor_checkpoint(home: Home) -> None:
+    (anchor_dir(home, anchored(home)[-1]) / "checkpoint.txt").unlink()
+    assert "anchor-missing" in checks(home)
+
+
+def test_last_ledger_row_deleted(home: Home) -> None:
+    """The chain stays intact without its last entry: only the receipt on disk tells."""
+    with db(home) as conn:
+        conn.execute("DELETE FROM anchor_local_ledger WHERE idx = 1")
+    assert "ledger-entry" in checks(home)
+
+
+def test_ledger_row_edited_and_rechained(home: Home) -> None:
+    """An edited row whose entry hash is recomputed: consistent in itself, but not the
+    entry the receipt recorded."""
+    from anchoring.ledgers.receipts import local_entry_hash
+
+    with db(home) as conn:
+        (text,) = conn.execute("SELECT receipt FROM anchor_local_ledger WHERE idx = 1").fetchone()
+        row = json.loads(text)
+        row["anchored_at"] = "2020-01-01T00:00:00Z"
+        row["entry_hash"] = local_entry_hash(row)
+        conn.execute("UPDATE anchor_local_ledger SET receipt = ?, entry_hash = ? WHERE idx = 1",
+                     (json.dumps(row), row["entry_hash"]))
+    assert "ledger-entry" in checks(home)
+
+
+def test_ledger_row_edited(home: Home) -> None:
+    with db(home) as conn:
+        (text,) = conn.execute("SELECT receipt FROM anchor_local_ledger WHERE idx = 0").fetchone()
+        conn.execute("UPDATE anchor_local_ledger SET receipt = ? WHERE idx = 0",
+                     (text.replace('"size": 1', '"size": 2'),))
+    assert "ledger-entry" in checks(home)
+
+
+def test_version_folder_absent_from_the_log(home: Home) -> None:
+    shutil.copytree(version_dir(home, 2), version_dir(home, 3))
+    found = audit(home).findings
+    assert [(f.check, f.dataset, f.version) for f in found] == [("unlogged-version", "lb", 3)]
+
+
+def test_report_html_edited(home: Home) -> None:
+    path = version_dir(home, 1, "lb_b") / "report.html"
+    path.write_text(path.read_text().replace("</body>", "<p>all fine</p></body>"))
+    found = audit(home).findings
+    assert [(f.check, f.dataset, f.version) for f in found] == [("report", "lb_b", 1)]
+    assert "report.html" in found[0].detail
+
+
+def test_a_version_committed_without_the_report_html_hash_audits_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Versions committed before manifests carried validation.report_html_sha256."""
+    import pipeline.ingest as ingest_module
+
+    committed_hash = ingest_module.manifest_leaf_input
+
+    def without_html_hash(manifest: dict[str, object]) -> bytes:
+        validation = manifest["validation"]
+        assert isinstance(validation, dict)
+        validation.pop("report_html_sha256")
+        return committed_hash(manifest)
+
+    home = Home.init(tmp_path / "home", ORIGIN)
+    (tmp_path / "lb.json").write_text(json.dumps(CONTRACT))
+    contract = load_contract(tmp_path / "lb.json")
+    with monkeypatch.context() as patched:
+        patched.setattr(ingest_module, "manifest_leaf_input", without_html_hash)
+        old = ingest(home, write_csv(lb_table(10, 1), tmp_path / "a.csv"), "T1", "lb", contract)
+    new = ingest(home, write_csv(lb_table(12, 2), tmp_path / "b.csv"), "T1", "lb", contract)
+    assert "report_html_sha256" not in old.manifest["validation"]
+    assert "report_html_sha256" in new.manifest["validation"]
+    report = audit(home)
+    assert report.ok and report.versions_checked == 2, report.findings
+
+
+def test_an_unreadable_log_database_is_a_finding(home: Home) -> None:
+    with db(home) as conn:  # every page into the file itself, none left in the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    database = home.path / "log.db"
+    data = bytearray(database.read_bytes())
+    data[:16] = b"garbled garbled!"  # no longer an SQLite header
+    database.write_bytes(bytes(data))
+    found = audit(Home.open(home.path)).findings
+    assert [f.check for f in found] == ["log-database"]
+    assert "damaged" in found[0].detail
+
+
+@pytest.mark.parametrize("step", ["anchor-prepared", "anchor-submitted"])
+def test_an_anchoring_killed_midway_is_finished_with_one_ledger_entry_per_size(
+    home: Home, step: str
+) -> None:
+    from anchoring.ledgers.local import LocalLedger
+    from pipeline.anchor import ANCHOR_STEPS
+    from pipeline.store import KILL_AFTER_STEP_ENV
+
+    assert step in ANCHOR_STEPS
+    home.log().append(b'{"another":"entry"}')
+    size = home.log().size()
+    pid = os.fork()
+    if pid == 0:  # the child SIGKILLs itself after the step
+        os.environ[KILL_AFTER_STEP_ENV] = step
+        try:
+            anchor(Home.open(home.path))
+        finally:
+            os._exit(3)
+    status = os.waitpid(pid, 0)[1]
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+    def ledger_sizes() -> list[int]:
+        return [entry["size"] for entry in LocalLedger(Home.open(home.path).log()).entries()]
+
+    assert size not in anchored(home)
+    assert ledger_sizes().count(size) == (1 if step == "anchor-submitted" else 0)
+    if step == "anchor-submitted":
+        found = audit(Home.open(home.path)).findings
+        assert [f.check for f in found] == ["anchor-missing"]
+        assert "interrupted" in found[0].detail
+
+    result = anchor(Home.open(home.path))
+    assert result is not None and result.size == size
+    assert ledger_sizes() == [1, 3, size]
+    assert anchored(home)[-1] == size
+    assert not list((home.path / "anchors").glob(".*"))
+    assert anchor(Home.open(home.path)) is None
+    report = audit(Home.open(home.path))
+    assert report.ok, report.findings
