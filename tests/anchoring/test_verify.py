@@ -214,6 +214,10 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is blocked in this test")
         return None
 sys.meta_path.insert(0, Block())
+if sys.argv[1] == "--main":  # python -m anchoring.verify, with the same blocker
+    import runpy
+    sys.argv = ["anchoring.verify", *sys.argv[2:]]
+    runpy.run_module("anchoring.verify", run_name="__main__", alter_sys=True)
 from anchoring.bundle import parse_record_proof
 from anchoring.note import Verifier
 from anchoring.verify import verify_record_proof
@@ -235,3 +239,31 @@ def test_verifier_needs_only_stdlib_and_cryptography(built: BuiltDataset, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "verified"
+
+
+def test_the_verifier_program_needs_only_stdlib_and_cryptography(
+    built: BuiltDataset, tmp_path: Path
+) -> None:
+    """`python -m anchoring.verify` with every heavy package blocked: 0, 1 and 2 as the CLI."""
+    good = tmp_path / "good.json"
+    good.write_text(built.bundle(5).to_json())
+    obj = json.loads(good.read_text())
+    obj["record"]["AGE"] += 1
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(obj))
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"type": "trialproof/record-proof/v1", "type": "again"}')
+    cases = [(good, [], 0, None), (good, ["--require-anchor"], 1, "anchor"),
+             (tampered, [], 1, "dataset path"), (malformed, [], 2, None)]
+    for path, extra, status, step in cases:
+        result = subprocess.run(
+            [sys.executable, "-c", _BLOCKER, "--main", str(path), "--vkey",
+             built.signer.verifier.vkey, "--json", *extra],
+            capture_output=True, text=True, cwd=REPO, check=False,
+        )
+        assert result.returncode == status, result.stderr
+        assert "blocked" not in result.stderr
+        if status < 2:
+            payload = json.loads(result.stdout)
+            assert payload["verified"] is (status == 0)
+            assert payload.get("step") == step
