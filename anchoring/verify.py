@@ -140,6 +140,7 @@ class VerifiedRecord:
     leaf_hash: str
     canonical_record: str
     record: dict[str, Any]
+    contract: dict[str, Any]
     log: VerifiedLogEntry
 
 
@@ -231,6 +232,7 @@ def verify_record_proof(
         leaf_hash=record_leaf.hex(),
         canonical_record=canonical.decode("utf-8"),
         record=proof.record,
+        contract=dict(proof.manifest["contract"]),
         log=log,
     )
 
@@ -292,7 +294,7 @@ def _check_receipt_formats(
     """Malformed receipts of known types make the proof malformed, before any step runs."""
     for i, receipt in enumerate(anchors):
         kind = kinds.get(receipt.get("type"))  # type: ignore[arg-type]
-        if kind is not None:
+        if kind is not None and kind.check_format is not None:
             try:
                 kind.check_format(receipt)
             except MalformedError as exc:
@@ -521,6 +523,7 @@ def result_json(
         "version": result.version,
         "key": key,
         "key_columns": list(key_columns) if key is not None and key_columns else None,
+        "contract": result.contract,
         "leaf_index": result.leaf_index,
         "dataset_size": result.dataset_size,
         "leaf_hash": result.leaf_hash,
@@ -546,7 +549,9 @@ def render_text(
         shown = (
             ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in key.items())
             if key is not None
-            else f"not named by the proof (give --contract); leaf index {result.leaf_index}"
+            else f"not named by the proof; leaf index {result.leaf_index} (give --contract: "
+            f"the manifest names contract {result.contract.get('name')!r}, "
+            f"sha256 {str(result.contract.get('sha256'))[:16]}…)"
         )
         lines = [
             f"verified: record {result.leaf_index} of {result.trial}/{result.dataset} "

@@ -49,20 +49,21 @@ ReceiptCheck = Callable[[Mapping[str, Any], Checkpoint, str], None]
 class ReceiptKind:
     """How the offline verifier treats one receipt ``type``.
 
-    ``check_format`` raises :class:`ReceiptFormatError` on a missing or malformed
-    field (the proof is then malformed); ``check`` raises
-    :class:`VerificationError` when the receipt does not commit to the
-    checkpoint. ``independent`` is true only for a ledger outside the log
-    operator's control whose receipts ``check`` verifies cryptographically; a
-    receipt counts as an independent anchor only through this flag, never
-    through what its own fields claim. ``proves`` says in a few words what a
-    receipt that passes both checks shows.
+    ``check`` raises :class:`VerificationError` when the receipt does not commit
+    to the checkpoint (or :class:`ReceiptFormatError` on a malformed field).
+    ``independent`` is true only for a ledger outside the log operator's control
+    whose receipts ``check`` verifies cryptographically; a receipt counts as an
+    independent anchor only through this flag, never through what its own fields
+    claim. ``proves`` says in a few words what a receipt that passes shows.
+    ``check_format``, when given, raises :class:`ReceiptFormatError` on a missing
+    or malformed field, and runs before any verification step, so that such a
+    proof is reported malformed whatever else is wrong with it.
     """
 
-    check_format: Callable[[Mapping[str, Any]], None]
     check: ReceiptCheck
     independent: bool
     proves: str
+    check_format: Callable[[Mapping[str, Any]], None] | None = None
 
 
 def is_rfc3339(value: Any) -> bool:
@@ -166,9 +167,9 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 #: its receipts here with one entry.
 OFFLINE_CHECKS: dict[str, ReceiptKind] = {
     LOCAL_RECEIPT_TYPE: ReceiptKind(
-        check_format=check_local_receipt_format,
         check=check_local_receipt,
         independent=False,
         proves="self-asserted (local ledger, not independent)",
+        check_format=check_local_receipt_format,
     ),
 }

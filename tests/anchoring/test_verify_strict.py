@@ -264,7 +264,6 @@ def test_the_registry_says_which_receipt_types_are_independent(
     proof, receipt = _local_receipt(built, log)
     seen: list[int] = []
     witness = ReceiptKind(
-        check_format=lambda r: None,
         check=lambda r, checkpoint, note: seen.append(checkpoint.size),
         independent=True,
         proves="cosigned by a test witness",
