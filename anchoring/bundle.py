@@ -34,9 +34,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from anchoring.canonical import check_json_value, load_i_json
 from anchoring.checkpoint import Checkpoint, TlogProof
 from anchoring.errors import BundleFormatError, MalformedError, NoteFormatError
+from anchoring.ijson import check_json_value, load_i_json
 from anchoring.merkle.shape import inclusion_proof_length
 from anchoring.note import parse_note
 

@@ -57,7 +57,7 @@ from anchoring.bundle import (
     parse_proof,
     read_proof_file,
 )
-from anchoring.canonical import canonical_json, leaf_input, load_i_json
+from anchoring.canonical import canonical_json, leaf_input
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import (
     AnchoringError,
@@ -67,6 +67,7 @@ from anchoring.errors import (
     VerificationError,
     VerificationStep,
 )
+from anchoring.ijson import load_i_json
 from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind
 from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import leaf_hash

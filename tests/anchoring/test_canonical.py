@@ -24,10 +24,10 @@ from anchoring.canonical import (
     derive_trial_salt_key,
     format_number,
     leaf_input,
-    load_i_json,
     record_salt,
 )
 from anchoring.errors import AnchoringError, CanonicalizationError, MalformedError
+from anchoring.ijson import load_i_json
 
 # -- numbers -------------------------------------------------------------------------------
 
