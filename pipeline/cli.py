@@ -173,7 +173,7 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
             click.echo(json.dumps(failure_json(exc)))
         raise
     except OSError as exc:
-        raise UsageError(f"{exc.filename}: cannot read: {exc.strerror}") from None
+        raise UsageError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
     except BundleFormatError as exc:
         raise UsageError(f"{path}: {exc}") from None
     if as_json:
