@@ -46,8 +46,13 @@ def load_i_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise MalformedError(f"not valid JSON: {exc}") from None
     except ValueError as exc:  # raised by the hooks below, naming what I-JSON forbids
         raise MalformedError(str(exc)) from None
-    escaped = isinstance(data, str) or _SURROGATE_ESCAPE.search(text) is not None
-    check_json_value(value, max_depth, surrogates=escaped)
+    # Walk the value only when the text could hold what the walk looks for: more
+    # brackets than the depth limit, or a surrogate (escaped, or raw in a str).
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None or (
+        isinstance(data, str) and not _is_unicode(text)
+    )
+    if surrogates or text.count("[") + text.count("{") >= max_depth:
+        check_json_value(value, max_depth, surrogates)
     return value
 
 
@@ -67,6 +72,14 @@ def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH, surrogates: bo
                 stack.append((child, depth + 1))
         elif surrogates and isinstance(item, str):
             _check_unicode(item)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_unicode(text: str) -> None:
