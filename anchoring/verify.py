@@ -485,6 +485,20 @@ def _record_key(result: VerifiedRecord, key_columns: Sequence[str] | None) -> di
     return {column: result.record[column] for column in key_columns}
 
 
+def _identifying_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Without the contract, the record's columns that identify a record by CDISC naming:
+    the subject (USUBJID, SUBJID) and sequence numbers (--SEQ). Shown, not relied on."""
+    return {
+        column: value
+        for column, value in record.items()
+        if column in ("USUBJID", "SUBJID") or (column.endswith("SEQ") and len(column) == 5)
+    }
+
+
+def _shown(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
+
+
 def _receipt_json(log: VerifiedLogEntry) -> dict[str, Any]:
     return {
         "anchors": [r.to_json() for r in log.receipts],
@@ -524,6 +538,7 @@ def result_json(
         "version": result.version,
         "key": key,
         "key_columns": list(key_columns) if key is not None and key_columns else None,
+        "identifying": _identifying_values(result.record),
         "contract": result.contract,
         "leaf_index": result.leaf_index,
         "dataset_size": result.dataset_size,
@@ -547,12 +562,14 @@ def render_text(
         ]
     else:
         key = _record_key(result, key_columns)
+        identifying = _identifying_values(result.record)
         shown = (
-            ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in key.items())
+            _shown(key)
             if key is not None
-            else f"not named by the proof; leaf index {result.leaf_index} (give --contract: "
-            f"the manifest names contract {result.contract.get('name')!r}, "
-            f"sha256 {str(result.contract.get('sha256'))[:16]}…)"
+            else "not named by the proof; "
+            + (f"identifying columns {_shown(identifying)}, " if identifying else "")
+            + f"leaf index {result.leaf_index} (give --contract: the manifest names contract "
+            f"{result.contract.get('name')!r}, sha256 {str(result.contract.get('sha256'))[:16]}…)"
         )
         lines = [
             f"verified: record {result.leaf_index} of {result.trial}/{result.dataset} "

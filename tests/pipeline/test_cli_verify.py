@@ -66,7 +66,8 @@ def test_verify_prints_what_it_verified(
     assert code == 0, err
     leaf = hashlib.sha256(b"\x00" + built.salts[3] + canonical_json(built.records[3])).hexdigest()
     for text in ("CDISCPILOT01", "dataset dm", "version 1", leaf, f"origin {ORIGIN}",
-                 "leaf index 3", "anchors: none"):
+                 "leaf index 3", "anchors: none",
+                 f'identifying columns USUBJID="{built.records[3]["USUBJID"]}"'):
         assert text in out, text
 
     code, out, _ = cli(capsys, path, "--vkey", built.signer.verifier.vkey, "--json")
@@ -76,6 +77,8 @@ def test_verify_prints_what_it_verified(
     assert (payload["trial"], payload["dataset"], payload["version"]) == ("CDISCPILOT01", "dm", 1)
     assert (payload["leaf_hash"], payload["origin"]) == (leaf, ORIGIN)
     assert payload["anchors"] == [] and payload["anchored"] is False
+    assert payload["key"] is None
+    assert payload["identifying"] == {"USUBJID": built.records[3]["USUBJID"]}
 
 
 def _keyed_dataset(
