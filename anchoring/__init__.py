@@ -6,6 +6,8 @@ Verification (:mod:`anchoring.verify`) needs only the standard library and
 only when used.
 """
 
+from typing import TYPE_CHECKING
+
 from anchoring.bundle import RECORD_PROOF_TYPE, RecordProof, parse_record_proof
 from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
 from anchoring.checkpoint import Checkpoint, TlogProof, open_checkpoint, parse_tlog_proof
@@ -37,7 +39,9 @@ from anchoring.merkle import (
     verify_inclusion,
 )
 from anchoring.note import Signer, Verifier, open_note, parse_note, sign_note
-from anchoring.verify import verify_record_proof
+
+if TYPE_CHECKING:
+    from anchoring.verify import verify_record_proof
 
 __all__ = [
     "EMPTY_ROOT",
@@ -88,7 +92,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Heavy parts load on first use, so `import anchoring.verify` stays light.
+    # Heavy parts load on first use, so `import anchoring.verify` stays light; the
+    # verifier too, so that `python -m anchoring.verify` runs it once, as __main__.
+    if name == "verify_record_proof":
+        from anchoring.verify import verify_record_proof
+
+        return verify_record_proof
     if name == "TransparencyLog":
         from anchoring.log import TransparencyLog
 

@@ -1,31 +1,43 @@
-"""The record-proof bundle (DESIGN Formats 8): parsing, building and serializing.
+"""Record and entry proofs (DESIGN Formats 8): reading, parsing, building and serializing.
 
-Parsing is strict: every field must be present with the right JSON type,
-hashes must be lowercase hex of 32 bytes, and sizes are bounded, so that a
-malformed bundle is told apart from one that does not verify.
+Parsing is strict, so that a malformed proof is told apart from one that does
+not verify: the text is I-JSON (no duplicate keys, no lone surrogates, numbers
+that are IEEE doubles, bounded size and nesting), every field is present with
+the right JSON type, hashes are lowercase hex of 32 bytes, and every Merkle
+proof has exactly the length its (index, size) needs (RFC 9162 §2.1.3).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ENTRY_PROOF_FIELDS",
+    "ENTRY_PROOF_TYPE",
     "MAX_BUNDLE_BYTES",
     "MAX_PROOF_HASHES",
     "RECORD_PROOF_FIELDS",
     "RECORD_PROOF_TYPE",
+    "EntryProof",
     "InclusionProver",
     "RecordProof",
+    "build_entry_proof",
     "build_record_proof",
+    "parse_entry_proof",
+    "parse_proof",
     "parse_record_proof",
+    "read_proof_file",
 ]
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from anchoring.checkpoint import Checkpoint, TlogProof
-from anchoring.errors import BundleFormatError, NoteFormatError
+from anchoring.errors import BundleFormatError, MalformedError, NoteFormatError
+from anchoring.ijson import check_json_value, load_i_json
+from anchoring.merkle.shape import inclusion_proof_length
 from anchoring.note import parse_note
 
 RECORD_PROOF_TYPE = "trialproof/record-proof/v1"
@@ -34,6 +46,9 @@ RECORD_PROOF_FIELDS = (
     "record", "salt", "leaf_index", "dataset_size", "dataset_proof", "manifest",
     "log_index", "log_size", "log_proof", "checkpoint", "anchors",
 )
+ENTRY_PROOF_TYPE = "trialproof/entry-proof/v1"
+#: The fields of an entry proof besides ``type`` (DESIGN Formats 8).
+ENTRY_PROOF_FIELDS = ("entry", "log_index", "log_size", "log_proof", "checkpoint", "anchors")
 #: A tree of 2**63 leaves needs at most 63 hashes in a proof.
 MAX_PROOF_HASHES = 63
 MAX_BUNDLE_BYTES = 16 << 20
@@ -56,9 +71,51 @@ def _hashes(value: Any, where: str) -> tuple[bytes, ...]:
 
 
 def _count(value: Any, where: str) -> int:
+    # An integral double (2.0) is an integer, as in JSON Schema.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_INDEX:
-        raise BundleFormatError(f"{where} must be a non-negative integer")
+        raise BundleFormatError(f"{where} must be an integer in 0..2**63-1")
     return value
+
+
+def _path(
+    index: Any, size: Any, hashes: Any, names: tuple[str, str, str]
+) -> tuple[int, int, tuple[bytes, ...]]:
+    """An inclusion proof's (index, size, hashes), with the length (index, size) needs."""
+    index_name, size_name, proof_name = names
+    index, size = _count(index, index_name), _count(size, size_name)
+    if size == 0:
+        raise BundleFormatError(f"{size_name} must be at least 1")
+    if index >= size:
+        raise BundleFormatError(f"{index_name} {index} is not below {size_name} {size}")
+    proof = _hashes(hashes, proof_name)
+    expected = inclusion_proof_length(index, size)
+    if len(proof) != expected:
+        raise BundleFormatError(
+            f"{proof_name} has {len(proof)} hashes; ({index_name} {index}, {size_name} {size}) "
+            f"needs {expected} (RFC 9162 §2.1.3)"
+        )
+    return index, size, proof
+
+
+def _checkpoint(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BundleFormatError("checkpoint must be the signed note text")
+    try:
+        Checkpoint.from_body(parse_note(value).text)
+    except NoteFormatError as exc:
+        raise BundleFormatError(f"checkpoint: {exc}") from None
+    return value
+
+
+def _anchors(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise BundleFormatError("anchors must be a list of receipt objects")
+    for i, receipt in enumerate(value):
+        if not isinstance(receipt, dict) or not isinstance(receipt.get("type"), str):
+            raise BundleFormatError(f"anchors[{i}] must be a receipt object with a string type")
+    return tuple(value)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -107,51 +164,137 @@ class RecordProof:
         return TlogProof(self.log_index, self.log_proof, self.checkpoint).serialize()
 
 
-def parse_record_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof:
-    """Parse a record-proof bundle, raising :class:`BundleFormatError` on any malformation."""
+@dataclass(frozen=True)
+class EntryProof:
+    """Everything needed to check one log entry (a version manifest, a registered
+    document ...) offline against a signed checkpoint: DESIGN Formats 8, steps 2-4."""
+
+    entry: dict[str, Any]
+    log_index: int
+    log_size: int
+    log_proof: tuple[bytes, ...]
+    checkpoint: str
+    anchors: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_json_object(self) -> dict[str, Any]:
+        return {
+            "type": ENTRY_PROOF_TYPE,
+            "entry": self.entry,
+            "log_index": self.log_index,
+            "log_size": self.log_size,
+            "log_proof": [h.hex() for h in self.log_proof],
+            "checkpoint": self.checkpoint,
+            "anchors": list(self.anchors),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_object(), indent=2, ensure_ascii=False) + "\n"
+
+    def tlog_proof(self) -> str:
+        """This proof as a C2SP tlog-proof document."""
+        return TlogProof(self.log_index, self.log_proof, self.checkpoint).serialize()
+
+
+def read_proof_file(path: str | os.PathLike[str]) -> bytes:
+    """Read a proof file, never more than :data:`MAX_BUNDLE_BYTES` + 1 bytes of it: a
+    larger file (or a device such as /dev/zero) is refused before it fills memory."""
+    with open(path, "rb") as file:
+        data = file.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleFormatError(f"proof is larger than {MAX_BUNDLE_BYTES} bytes")
+    return data
+
+
+def _load(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(data, str | bytes):
         if len(data) > MAX_BUNDLE_BYTES:
-            raise BundleFormatError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+            raise BundleFormatError(f"proof is larger than {MAX_BUNDLE_BYTES} bytes")
         try:
-            obj: Any = json.loads(data, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise BundleFormatError(f"bundle is not valid JSON: {exc}") from None
+            obj: Any = load_i_json(data)
+        except MalformedError as exc:
+            raise BundleFormatError(f"proof: {exc}") from None
     else:
         obj = dict(data)
-    bundle = _object(obj, "bundle")
-    if bundle.get("type") != RECORD_PROOF_TYPE:
-        raise BundleFormatError(f'bundle "type" must be "{RECORD_PROOF_TYPE}"')
-    required = RECORD_PROOF_FIELDS
-    missing = [name for name in required if name not in bundle]
+        try:
+            check_json_value(obj)
+        except MalformedError as exc:
+            raise BundleFormatError(f"proof: {exc}") from None
+    return _object(obj, "proof")
+
+
+def _fields(bundle: Mapping[str, Any], proof_type: str, names: tuple[str, ...]) -> None:
+    if bundle.get("type") != proof_type:
+        raise BundleFormatError(f'proof "type" must be "{proof_type}"')
+    missing = [name for name in names if name not in bundle]
     if missing:
-        raise BundleFormatError(f"bundle is missing {', '.join(missing)}")
-    checkpoint = bundle["checkpoint"]
-    if not isinstance(checkpoint, str):
-        raise BundleFormatError("checkpoint must be the signed note text")
-    try:
-        Checkpoint.from_body(parse_note(checkpoint).text)
-    except NoteFormatError as exc:
-        raise BundleFormatError(f"checkpoint: {exc}") from None
-    anchors = bundle["anchors"]
-    if not isinstance(anchors, list) or not all(isinstance(a, dict) for a in anchors):
-        raise BundleFormatError("anchors must be a list of receipt objects")
+        raise BundleFormatError(f"proof is missing {', '.join(missing)}")
+
+
+def parse_record_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof:
+    """Parse a record proof, raising :class:`BundleFormatError` on any malformation."""
+    return _record_proof(_load(data))
+
+
+def _record_proof(bundle: dict[str, Any]) -> RecordProof:
+    _fields(bundle, RECORD_PROOF_TYPE, RECORD_PROOF_FIELDS)
+    leaf_index, dataset_size, dataset_proof = _path(
+        bundle["leaf_index"],
+        bundle["dataset_size"],
+        bundle["dataset_proof"],
+        ("leaf_index", "dataset_size", "dataset_proof"),
+    )
+    log_index, log_size, log_proof = _path(
+        bundle["log_index"], bundle["log_size"], bundle["log_proof"],
+        ("log_index", "log_size", "log_proof"),
+    )
     return RecordProof(
         record=_object(bundle["record"], "record"),
         salt=_hash(bundle["salt"], "salt"),
-        leaf_index=_count(bundle["leaf_index"], "leaf_index"),
-        dataset_size=_count(bundle["dataset_size"], "dataset_size"),
-        dataset_proof=_hashes(bundle["dataset_proof"], "dataset_proof"),
+        leaf_index=leaf_index,
+        dataset_size=dataset_size,
+        dataset_proof=dataset_proof,
         manifest=_object(bundle["manifest"], "manifest"),
-        log_index=_count(bundle["log_index"], "log_index"),
-        log_size=_count(bundle["log_size"], "log_size"),
-        log_proof=_hashes(bundle["log_proof"], "log_proof"),
-        checkpoint=checkpoint,
-        anchors=tuple(anchors),
+        log_index=log_index,
+        log_size=log_size,
+        log_proof=log_proof,
+        checkpoint=_checkpoint(bundle["checkpoint"]),
+        anchors=_anchors(bundle["anchors"]),
     )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def parse_entry_proof(data: str | bytes | Mapping[str, Any]) -> EntryProof:
+    """Parse an entry proof, raising :class:`BundleFormatError` on any malformation."""
+    return _entry_proof(_load(data))
+
+
+def _entry_proof(bundle: dict[str, Any]) -> EntryProof:
+    _fields(bundle, ENTRY_PROOF_TYPE, ENTRY_PROOF_FIELDS)
+    entry = _object(bundle["entry"], "entry")
+    if not isinstance(entry.get("type"), str) or not entry["type"]:
+        raise BundleFormatError('entry must have a "type" string (DESIGN Formats 11)')
+    log_index, log_size, log_proof = _path(
+        bundle["log_index"], bundle["log_size"], bundle["log_proof"],
+        ("log_index", "log_size", "log_proof"),
+    )
+    return EntryProof(
+        entry=entry,
+        log_index=log_index,
+        log_size=log_size,
+        log_proof=log_proof,
+        checkpoint=_checkpoint(bundle["checkpoint"]),
+        anchors=_anchors(bundle["anchors"]),
+    )
+
+
+def parse_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof | EntryProof:
+    """Parse a record or an entry proof, whichever its ``type`` says."""
+    bundle = _load(data)
+    kind = bundle.get("type")
+    if kind == RECORD_PROOF_TYPE:
+        return _record_proof(bundle)
+    if kind == ENTRY_PROOF_TYPE:
+        return _entry_proof(bundle)
+    raise BundleFormatError(f'proof "type" must be "{RECORD_PROOF_TYPE}" or "{ENTRY_PROOF_TYPE}"')
 
 
 class InclusionProver(Protocol):
@@ -182,6 +325,27 @@ def build_record_proof(
         dataset_size=dataset_size,
         dataset_proof=tuple(dataset_tree.inclusion_proof(leaf_index, dataset_size)),
         manifest=manifest,
+        log_index=log_index,
+        log_size=signed.size,
+        log_proof=tuple(log.inclusion_proof(log_index, signed.size)),
+        checkpoint=checkpoint,
+        anchors=anchors,
+    )
+
+
+def build_entry_proof(
+    *,
+    entry: dict[str, Any],
+    log: InclusionProver,
+    log_index: int,
+    checkpoint: str,
+    anchors: tuple[dict[str, Any], ...] = (),
+) -> EntryProof:
+    """Assemble an entry proof against a signed checkpoint (whose size fixes the log proof).
+    ``entry`` is the object whose RFC 8785 bytes are the log leaf's input."""
+    signed = Checkpoint.from_body(parse_note(checkpoint).text)
+    return EntryProof(
+        entry=entry,
         log_index=log_index,
         log_size=signed.size,
         log_proof=tuple(log.inclusion_proof(log_index, signed.size)),

@@ -68,6 +68,16 @@ def format_number(value: float) -> str:
     return sign + text
 
 
+def _integer_as_double(value: int) -> str:
+    try:
+        return format_number(float(value))
+    except OverflowError:
+        raise CanonicalizationError(
+            "an integer beyond the range of an IEEE double has no JSON number form "
+            "(RFC 8785 §3.2.2.3)"
+        ) from None
+
+
 #: RFC 8785 §3.2.2.2 strings: what ``json.dumps(s, ensure_ascii=False)`` writes (the same
 #: function), without building an encoder per call.
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
@@ -81,11 +91,10 @@ def _serialize(value: Any, out: list[str]) -> None:
     elif value is False:
         out.append("false")
     elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise CanonicalizationError(
-                f"integer {value} is outside ±(2**53-1) and cannot be represented exactly"
-            )
-        out.append(str(value))
+        # RFC 8785 §3.2.2.3: a JSON number is an IEEE double whatever its literal form, so
+        # an integer is written as its double is. Ingestion keeps integers within ±(2**53-1)
+        # (canonical_value), where both forms are the same digits.
+        out.append(str(value) if abs(value) <= MAX_SAFE_INTEGER else _integer_as_double(value))
     elif isinstance(value, float):
         out.append(format_number(value))
     elif isinstance(value, str):

@@ -7,7 +7,8 @@
     │   ├── InvalidHashError      a hash that is not 32 bytes
     │   ├── ProofShapeError       a proof of the wrong length for its (index, size)
     │   ├── NoteFormatError       a signed note or checkpoint that does not parse
-    │   └── BundleFormatError     a record-proof bundle that does not parse
+    │   ├── BundleFormatError     a record or entry proof that does not parse
+    │   └── ReceiptFormatError    an anchor receipt whose fields are malformed
     ├── VerificationError         well-formed input that does not verify
     │   ├── RootMismatchError     a computed Merkle root differs from the expected one
     │   ├── SignatureError        no trusted signature on a note
@@ -38,6 +39,7 @@ __all__ = [
     "MalformedError",
     "NoteFormatError",
     "ProofShapeError",
+    "ReceiptFormatError",
     "RootMismatchError",
     "SignatureError",
     "VerificationError",
@@ -68,7 +70,11 @@ class NoteFormatError(MalformedError):
 
 
 class BundleFormatError(MalformedError):
-    """A record-proof bundle is missing a field, has a mistyped one, or is not JSON."""
+    """A record or entry proof is missing a field, has a mistyped one, or is not JSON."""
+
+
+class ReceiptFormatError(MalformedError):
+    """An anchor receipt of a known type has a missing or malformed field."""
 
 
 class KeyFormatError(AnchoringError, ValueError):
@@ -109,11 +115,15 @@ class VerificationStep(StrEnum):
 
 
 class BundleVerificationError(VerificationError):
-    """A record proof did not verify; ``step`` names the failing step."""
+    """A proof did not verify; ``step`` names the failing step, and ``hashes`` holds the
+    hashes that disagree (e.g. ``expected`` and ``computed``), as hex."""
 
-    def __init__(self, step: VerificationStep, reason: str) -> None:
+    def __init__(
+        self, step: VerificationStep, reason: str, hashes: dict[str, str] | None = None
+    ) -> None:
         self.step = step
         self.reason = reason
+        self.hashes = dict(hashes or {})
         super().__init__(f"{step.value}: {reason}")
 
 

@@ -50,7 +50,8 @@ COSIGNATURE_V1 = 0x04
 
 _DASH = "\u2014 "
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-_KEY_ID_HEX = re.compile(r"[0-9a-f]{8}")
+#: Go's note package parses key IDs with ParseUint(hex, 16, 32): either case is accepted.
+_KEY_ID_HEX = re.compile(r"[0-9a-fA-F]{8}")
 MAX_NOTE_BYTES = 1 << 20
 MAX_SIGNATURES = 100
 
@@ -105,7 +106,7 @@ class Verifier:
         name, hex_id, encoded = parts
         _check_name(name)
         if not _KEY_ID_HEX.fullmatch(hex_id):
-            raise KeyFormatError(f"vkey for {name!r} needs a key ID of 8 lowercase hex digits")
+            raise KeyFormatError(f"vkey for {name!r} needs a key ID of 8 hex digits")
         try:
             raw = base64.b64decode(encoded, validate=True)
             expected_id = bytes.fromhex(hex_id)
@@ -151,7 +152,7 @@ class Signer:
             raise KeyFormatError("a signing key has the form PRIVATE+KEY+name+keyid+base64key")
         name, hex_id, encoded = parts[2:]
         if not _KEY_ID_HEX.fullmatch(hex_id):
-            raise KeyFormatError("signing key needs a key ID of 8 lowercase hex digits")
+            raise KeyFormatError("signing key needs a key ID of 8 hex digits")
         try:
             raw = base64.b64decode(encoded, validate=True)
             expected_id = bytes.fromhex(hex_id)

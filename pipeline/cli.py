@@ -125,45 +125,61 @@ def consistency(home_dir: Path | None, as_json: bool, old_size: int, new_size: i
 
 
 def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
-    verifiers: list[Verifier] = []
-    for value in values:
-        path = Path(value)
-        lines = [value]
-        if "+" not in value and path.is_file():
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        verifiers.extend(Verifier.from_vkey(line) for line in lines)
-    return verifiers
+    from anchoring.verify import read_vkeys
+
+    return read_vkeys(values)
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--vkey", "vkeys", multiple=True, required=True,
               help="a trusted log key (vkey text, or a file of vkeys); repeatable")
 @json_option
-def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
-    """Verify a record-proof bundle offline. Exit 0 verified, 1 not verified, 2 malformed."""
-    from anchoring.bundle import parse_record_proof
-    from anchoring.verify import verify_record_proof
+@click.option("--origin", default=None, help="require the checkpoint's origin to be this one")
+@click.option("--require-anchor", "require_anchor", is_flag=False, flag_value="any",
+              default=None, metavar="[independent]",
+              help="fail unless a receipt was verified; with 'independent', one from a "
+                   "ledger other than the local one")
+@click.option("--contract", "contract", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="the version's contract, to name the record's key columns")
+def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
+           require_anchor: str | None, contract: Path | None) -> None:
+    """Verify a record or entry proof offline. Exit 0 verified, 1 not verified, 2 malformed.
 
+    Prints what was verified: trial, dataset, version, the record's key and leaf hash,
+    the checkpoint's origin, and each anchor receipt with what it proves.
+    """
+    from anchoring.errors import BundleFormatError
+    from anchoring.verify import (
+        VerifierUsageError,
+        anchor_policy_and_proof,
+        failure_json,
+        render_text,
+        result_json,
+        verify_file,
+    )
+
+    try:
+        policy, path = anchor_policy_and_proof(require_anchor,
+                                               None if bundle is None else str(bundle))
+    except VerifierUsageError as exc:
+        raise UsageError(str(exc)) from None
     trusted = _read_vkeys(vkeys)
     try:
-        data = bundle.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{bundle}: cannot read: {exc.strerror}") from None
-    proof = parse_record_proof(data)
-    try:
-        verify_record_proof(proof, trusted)
+        result, key_columns = verify_file(path, trusted, origin=origin, require_anchor=policy,
+                                          contract=contract)
     except BundleVerificationError as exc:
         if as_json:
-            failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
-            click.echo(json.dumps(failure))
+            click.echo(json.dumps(failure_json(exc)))
         raise
-    manifest = proof.manifest
-    summary = (f"verified: record {proof.leaf_index} of {manifest['trial']}/{manifest['dataset']} "
-               f"v{manifest['version']} is in log entry {proof.log_index} at size {proof.log_size}")
-    _emit(as_json, {"verified": True, "trial": manifest["trial"], "dataset": manifest["dataset"],
-                    "version": manifest["version"], "leaf_index": proof.leaf_index,
-                    "log_index": proof.log_index, "log_size": proof.log_size}, summary)
+    except OSError as exc:
+        raise UsageError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
+    except BundleFormatError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(result_json(result, key_columns), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(result, key_columns))
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:

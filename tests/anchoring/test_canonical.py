@@ -26,7 +26,8 @@ from anchoring.canonical import (
     leaf_input,
     record_salt,
 )
-from anchoring.errors import AnchoringError, CanonicalizationError
+from anchoring.errors import AnchoringError, CanonicalizationError, MalformedError
+from anchoring.ijson import load_i_json
 
 # -- numbers -------------------------------------------------------------------------------
 
@@ -79,15 +80,70 @@ def test_non_finite_numbers_raise(value: float) -> None:
         canonical_json({"a": [1, value]})
 
 
-def test_integer_range() -> None:
-    """Integers within ±(2**53-1) are exact; one beyond either end raises."""
+def test_integer_range_is_ingestions_rule() -> None:
+    """Integers within ±(2**53-1) are exact and written in full. Beyond, canonical_json writes
+    an integer as RFC 8785 writes its IEEE double (a proof carries no column types), while
+    canonical_value, which ingestion uses, refuses it."""
     assert canonical_json(MAX_SAFE_INTEGER) == str(2**53 - 1).encode()
     assert canonical_json(-MAX_SAFE_INTEGER) == str(-(2**53 - 1)).encode()
-    for bad in (2**53, -(2**53), 10**30):
+    for big in (2**53, -(2**53), 10**30, 123456789012345680000, 2**60):
+        assert canonical_json(big) == format_number(float(big)).encode()
+        assert canonical_json([{"n": big}]) == rfc8785.dumps([{"n": float(big)}])
         with pytest.raises(CanonicalizationError):
-            canonical_json(bad)
-        with pytest.raises(CanonicalizationError):
-            canonical_json([{"n": bad}])
+            canonical_value(big, "integer")
+    with pytest.raises(CanonicalizationError):
+        canonical_json(10**400)  # beyond any double
+
+
+@pytest.mark.parametrize(
+    ("literals", "jcs"),
+    [
+        (["123456789012345680000", "1.2345678901234568e+20", "1.2345678901234568E20"],
+         b"123456789012345680000"),
+        (["9007199254740992.0", "9007199254740992", "9.007199254740992e15"],
+         b"9007199254740992"),
+        (["1e21", "1000000000000000000000", "1.0e21"], b"1e+21"),
+        (["2.0", "2", "2e0", "20e-1"], b"2"),
+        (["-0.0", "0", "-0"], b"0"),
+        (["0.1", "1e-1"], b"0.1"),
+    ],
+)
+def test_every_literal_of_one_number_canonicalizes_alike(literals: list[str], jcs: bytes) -> None:
+    """RFC 8785 §3.2.2.3: a number is its IEEE double, whatever its literal form."""
+    for literal in literals:
+        assert canonical_json(load_i_json(literal)) == jcs, literal
+        assert canonical_json(load_i_json(f'{{"v": [{literal}]}}')) == b'{"v":[' + jcs + b"]}"
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ('{"a": 1, "a": 2}', "duplicate"),
+        ('{"x": {"a": 1, "b": {"c": 1, "c": 1}}}', "duplicate"),
+        ('[{"a": [1, {"k": 1, "k": 2}]}]', "duplicate"),
+        ('"\\ud800"', "surrogate"),
+        ('{"\\udc00x": 1}', "surrogate"),
+        ("1e400", "range"),
+        ("-1e400", "range"),
+        ("1" + "0" * 400, "range"),
+        ("NaN", "JSON"),
+        ("Infinity", "JSON"),
+        ("[" * 65 + "]" * 65, "nests"),
+        ("[" * 985 + "]" * 985, "nests"),
+        ("[" * 100_000 + "]" * 100_000, "nests"),
+        ("{not json", "JSON"),
+        (b"\xff\xfe", "JSON"),
+    ],
+)
+def test_load_i_json_refuses_what_rfc7493_forbids(text: str | bytes, what: str) -> None:
+    with pytest.raises(MalformedError, match=what):
+        load_i_json(text)
+
+
+def test_load_i_json_nesting_limit_is_a_parameter() -> None:
+    assert load_i_json("[" * 64 + "]" * 64) is not None
+    with pytest.raises(MalformedError):
+        load_i_json("[[[]]]", max_depth=2)
 
 
 def test_booleans_are_not_numbers() -> None:

@@ -241,6 +241,17 @@ def test_vkey_roundtrip() -> None:
     assert verifier.vkey == PETER_VKEY
 
 
+def test_vkey_key_id_in_upper_case_hex_is_accepted() -> None:
+    """Go's note package reads the key ID with ParseUint(hex, 16, 32): either case works."""
+    upper = PETER_VKEY.replace("+c74f20a3+", "+C74F20A3+")
+    assert upper != PETER_VKEY
+    verifier = Verifier.from_vkey(upper)
+    assert verifier == Verifier.from_vkey(PETER_VKEY)
+    assert verifier.vkey == PETER_VKEY  # written back in the canonical lower case
+    with pytest.raises(KeyFormatError):
+        Verifier.from_vkey(PETER_VKEY.replace("+c74f20a3+", "+C74F20A4+"))
+
+
 @pytest.mark.parametrize(
     "vkey",
     [

@@ -14,10 +14,12 @@ from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring.bundle import parse_record_proof
+from anchoring.canonical import canonical_json
 from anchoring.errors import BundleFormatError, BundleVerificationError, VerificationStep
 from anchoring.log import TransparencyLog
+from anchoring.merkle.hasher import leaf_hash
 from anchoring.note import Signer
-from anchoring.verify import verify_record_proof
+from anchoring.verify import AnchorPolicy, verify_record_proof
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,8 +67,22 @@ def test_edited_record_fails_at_dataset_path(built: BuiltDataset) -> None:
 
 
 def test_uncanonicalizable_record_fails_at_record_leaf(built: BuiltDataset) -> None:
-    record = dict(built.records[7], AGE=2**60)
+    record = dict(built.records[7], AGE=float("nan"))
     assert _step(built, record=record) is VerificationStep.RECORD_LEAF
+
+
+def test_edited_record_names_record_and_salt_and_keeps_the_hashes(built: BuiltDataset) -> None:
+    record = dict(built.records[7], SEX="X")
+    proof = dataclasses.replace(built.bundle(7), record=record)
+    with pytest.raises(BundleVerificationError) as info:
+        verify_record_proof(proof, [built.signer.verifier])
+    assert info.value.reason == (
+        "the record or its salt does not match the version's root (record leaf / dataset path)"
+    )
+    assert info.value.hashes["expected_root"] == built.manifest["root"]
+    assert len(info.value.hashes["computed_root"]) == 64
+    assert info.value.hashes["computed_root"] != built.manifest["root"]
+    assert len(info.value.hashes["leaf_hash"]) == 64
 
 
 def test_other_salt_fails_at_dataset_path(built: BuiltDataset) -> None:
@@ -100,7 +116,15 @@ def test_tampered_log_proof_fails_at_log_path(built: BuiltDataset) -> None:
 
 
 def test_log_size_other_than_checkpoint_fails_at_log_path(built: BuiltDataset) -> None:
-    assert _step(built, log_size=2, log_proof=()) is VerificationStep.LOG_PATH
+    assert _step(built, log_size=2, log_proof=(bytes(32),)) is VerificationStep.LOG_PATH
+
+
+def test_a_proof_of_the_wrong_shape_is_malformed_not_failed(built: BuiltDataset) -> None:
+    """A proof whose length does not fit its (index, size) never verifies; it is malformed."""
+    for changes in ({"log_size": 2, "log_proof": ()}, {"dataset_proof": ()}):
+        proof = dataclasses.replace(built.bundle(7), **changes)  # type: ignore[arg-type]
+        with pytest.raises(BundleFormatError):
+            verify_record_proof(proof, [built.signer.verifier])
 
 
 def test_checkpoint_from_another_key_fails_at_signature(built: BuiltDataset) -> None:
@@ -114,8 +138,36 @@ def test_checkpoint_from_another_key_fails_at_signature(built: BuiltDataset) -> 
     )
 
 
-def test_unknown_anchor_fails_at_anchor(built: BuiltDataset) -> None:
-    assert _step(built, anchors=({"type": "unknown/v1"},)) is VerificationStep.ANCHOR
+def test_unknown_anchor_is_not_checked(built: BuiltDataset) -> None:
+    """DESIGN Formats 8 step 4: an unknown receipt type neither passes nor fails the proof."""
+    proof = dataclasses.replace(built.bundle(7), anchors=({"type": "unknown/v1", "x": 1},))
+    result = verify_record_proof(proof, [built.signer.verifier])
+    (receipt,) = result.log.receipts
+    assert (receipt.type, receipt.checked, receipt.independent) == ("unknown/v1", False, False)
+    assert not result.log.anchored
+    with pytest.raises(BundleVerificationError) as info:
+        verify_record_proof(proof, [built.signer.verifier], require_anchor=AnchorPolicy.ANY)
+    assert info.value.step is VerificationStep.ANCHOR
+    assert "not checked" in info.value.reason
+
+
+def test_the_required_origin_must_be_the_checkpoints(built: BuiltDataset) -> None:
+    proof = built.bundle(7)
+    result = verify_record_proof(proof, [built.signer.verifier], origin=ORIGIN)
+    assert result.log.origin == ORIGIN
+    with pytest.raises(BundleVerificationError) as info:
+        verify_record_proof(proof, [built.signer.verifier], origin="other.example/log")
+    assert info.value.step is VerificationStep.CHECKPOINT_SIGNATURE
+    assert "origin" in info.value.reason
+
+
+def test_the_result_says_what_was_verified(built: BuiltDataset) -> None:
+    result = verify_record_proof(built.bundle(7), [built.signer.verifier])
+    assert (result.trial, result.dataset, result.version) == ("CDISCPILOT01", "dm", 1)
+    assert (result.leaf_index, result.dataset_size) == (7, 13)
+    assert result.canonical_record.encode() == canonical_json(built.records[7])
+    assert result.leaf_hash == leaf_hash(built.salts[7] + canonical_json(built.records[7])).hex()
+    assert result.log.log_index == built.log_index
 
 
 def test_malformed_bundles_raise_format_errors(built: BuiltDataset) -> None:
@@ -131,7 +183,21 @@ def test_malformed_bundles_raise_format_errors(built: BuiltDataset) -> None:
         json.dumps({**good, "checkpoint": "garbage"}).encode(),
         json.dumps({k: v for k, v in good.items() if k != "manifest"}).encode(),
         json.dumps({**good, "anchors": [1]}).encode(),
+        json.dumps({**good, "anchors": [{"no": "type"}]}).encode(),
         b'{"type": "trialproof/record-proof/v1", "leaf_index": NaN}',
+        # structural faults: index >= size, size 0, numbers out of range, proof lengths
+        json.dumps({**good, "leaf_index": good["dataset_size"]}).encode(),
+        json.dumps({**good, "dataset_size": 0, "leaf_index": 0}).encode(),
+        json.dumps({**good, "log_index": good["log_size"]}).encode(),
+        json.dumps({**good, "leaf_index": 2**63}).encode(),
+        json.dumps({**good, "leaf_index": 2.5}).encode(),
+        json.dumps({**good, "dataset_proof": good["dataset_proof"][:-1]}).encode(),
+        json.dumps({**good, "log_proof": [*good["log_proof"], "00" * 32]}).encode(),
+        json.dumps(good).replace('"AGE": 60', '"AGE": 1e400').encode(),
+        json.dumps(good).replace('"AGE": 60', '"AGE": 1' + "0" * 400).encode(),
+        # a lone surrogate, as a value and as a key
+        json.dumps({**good, "record": {**good["record"], "SEX": "\ud800"}}).encode(),
+        json.dumps({**good, "record": {**good["record"], "\udc00": 1}}).encode(),
     ]
     for case in cases:
         with pytest.raises(BundleFormatError):
@@ -148,6 +214,10 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is blocked in this test")
         return None
 sys.meta_path.insert(0, Block())
+if sys.argv[1] == "--main":  # python -m anchoring.verify, with the same blocker
+    import runpy
+    sys.argv = ["anchoring.verify", *sys.argv[2:]]
+    runpy.run_module("anchoring.verify", run_name="__main__", alter_sys=True)
 from anchoring.bundle import parse_record_proof
 from anchoring.note import Verifier
 from anchoring.verify import verify_record_proof
@@ -169,3 +239,31 @@ def test_verifier_needs_only_stdlib_and_cryptography(built: BuiltDataset, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "verified"
+
+
+def test_the_verifier_program_needs_only_stdlib_and_cryptography(
+    built: BuiltDataset, tmp_path: Path
+) -> None:
+    """`python -m anchoring.verify` with every heavy package blocked: 0, 1 and 2 as the CLI."""
+    good = tmp_path / "good.json"
+    good.write_text(built.bundle(5).to_json())
+    obj = json.loads(good.read_text())
+    obj["record"]["AGE"] += 1
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(obj))
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"type": "trialproof/record-proof/v1", "type": "again"}')
+    cases = [(good, [], 0, None), (good, ["--require-anchor"], 1, "anchor"),
+             (tampered, [], 1, "dataset path"), (malformed, [], 2, None)]
+    for path, extra, status, step in cases:
+        result = subprocess.run(
+            [sys.executable, "-c", _BLOCKER, "--main", str(path), "--vkey",
+             built.signer.verifier.vkey, "--json", *extra],
+            capture_output=True, text=True, cwd=REPO, check=False,
+        )
+        assert result.returncode == status, result.stderr
+        assert "blocked" not in result.stderr
+        if status < 2:
+            payload = json.loads(result.stdout)
+            assert payload["verified"] is (status == 0)
+            assert payload.get("step") == step

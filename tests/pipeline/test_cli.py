@@ -99,11 +99,14 @@ def test_verify_exit_codes(home: Home, built: BuiltDataset, tmp_path: Path) -> N
     bundle.write_text(json.dumps(obj))
     failed = run("verify", str(bundle), "--vkey", home.verifier.vkey, "--json")
     assert failed.returncode == 1
-    assert json.loads(failed.stdout) == {
+    payload = json.loads(failed.stdout)
+    assert {k: payload.pop(k) for k in ("verified", "step", "reason")} == {
         "verified": False,
         "step": "dataset path",
         "reason": failed.stderr.split(": ", 2)[2].strip(),
     }
+    assert payload["expected_root"] == obj["manifest"]["root"]
+    assert sorted(payload) == ["computed_root", "expected_root", "leaf_hash"]
     assert len(failed.stderr.strip().splitlines()) == 1
 
     bundle.write_text("{not json")
