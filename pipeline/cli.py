@@ -26,7 +26,7 @@ from anchoring.errors import (
 )
 from anchoring.note import Verifier
 from pipeline.cli_progress import stage_progress
-from pipeline.errors import AuditFailed, PipelineError, UsageError
+from pipeline.errors import AuditFailed, OutcomesChanged, PipelineError, UsageError
 from pipeline.home import Home, resolve_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +39,7 @@ EXIT_INTERNAL = 3
 
 def exit_code_for(exc: BaseException) -> int:
     """The one place where exceptions become exit codes."""
-    if isinstance(exc, VerificationError | LogConsistencyError | AuditFailed):
+    if isinstance(exc, VerificationError | LogConsistencyError | AuditFailed | OutcomesChanged):
         return EXIT_VERIFICATION_FAILED
     if isinstance(exc, AnchoringError | PipelineError | click.ClickException | OSError):
         return EXIT_USAGE
@@ -410,6 +410,18 @@ def registry_check(registry_path: Path | None, as_json: bool) -> None:
     if checked.problems:
         raise UsageError(f"registry {checked.path} has {len(checked.problems)} problem(s); "
                          f"first: {checked.problems[0]}")
+
+
+def _add_prereg_commands() -> None:
+    from pipeline import cli_prereg
+
+    for command in (cli_prereg.register, cli_prereg.documents, cli_prereg.prove_document,
+                    cli_prereg.prove_entry, cli_prereg.verify_document,
+                    cli_prereg.registry_record, cli_prereg.outcomes):
+        cli.add_command(command)
+
+
+_add_prereg_commands()
 
 
 def _one_line(exc: BaseException) -> str:

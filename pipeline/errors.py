@@ -9,7 +9,8 @@
     ├── ReadError         a delivery cannot be read (names the file and the problem)
     ├── ValidationFailed  a delivery broke its contract and was quarantined
     ├── StoreError        the version store refused an operation
-    └── AuditFailed       the audit found tampering or corruption
+    ├── AuditFailed       the audit found tampering or corruption
+    └── OutcomesChanged   registered outcomes were added, removed, moved or changed
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "AuditFailed",
     "ContractError",
     "HomeError",
+    "OutcomesChanged",
     "PipelineError",
     "ReadError",
     "StoreError",
@@ -62,3 +64,7 @@ class StoreError(PipelineError):
 
 class AuditFailed(PipelineError):
     """The audit found tampering or corruption; each finding was reported."""
+
+
+class OutcomesChanged(PipelineError):
+    """The outcome check found registered outcomes added, removed, moved or changed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["find_record", "prove_record"]
+__all__ = ["checkpoint_for", "find_record", "prove_record"]
 
 import json
 from collections.abc import Mapping
@@ -92,7 +92,7 @@ def prove_record(
     salt = table.column(SALT_COLUMN)[index].as_py()
     tree = MerkleTree.open(info.path / "tree.bin")
     log = store.log
-    checkpoint, anchors = _checkpoint_for(home, info.log_index)
+    checkpoint, anchors = checkpoint_for(home, info.log_index)
     return build_record_proof(
         record=record_values(table, contract, index),
         salt=salt,
@@ -107,7 +107,7 @@ def prove_record(
     )
 
 
-def _checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:
+def checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:
     """The newest anchored checkpoint that covers the entry, with its receipts; else the
     latest checkpoint (signed now if the log has grown past it), without receipts."""
     from pipeline.anchor import anchored, receipts_for

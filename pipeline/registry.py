@@ -79,6 +79,7 @@ from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from pipeline.home import Home
+    from pipeline.registry_watch import WatchSettings
 
 log = logging.getLogger("trialproof.registry")
 
@@ -101,7 +102,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _DAG_ID_MAX = 250
-_TOP_KEYS = {"version", "contracts", "anchor", "audit", "defaults", "datasets"}
+_TOP_KEYS = {"version", "contracts", "anchor", "audit", "defaults", "datasets", "registry_watch"}
 _ENTRY_KEYS = {"trial", "dataset", "sponsor", "contract", "deliveries", "schedule", "owners",
                "notify", "retries", "retry_delay", "poke_interval", "poke_timeout",
                "description"}
@@ -209,6 +210,12 @@ class PeriodicJob:
         return None if self.schedule == MANUAL else self.schedule
 
 
+def _watch_settings() -> WatchSettings:
+    from pipeline.registry_watch import WatchSettings
+
+    return WatchSettings()
+
+
 @dataclass(frozen=True)
 class Registry:
     path: Path
@@ -217,6 +224,7 @@ class Registry:
     contract_dirs: tuple[Path, ...]
     anchor: PeriodicJob = field(default_factory=lambda: PeriodicJob("@hourly"))
     audit: PeriodicJob = field(default_factory=lambda: PeriodicJob("@daily"))
+    watch: WatchSettings = field(default_factory=_watch_settings)
 
     @property
     def ok(self) -> bool:
@@ -562,6 +570,9 @@ def read_registry(path: str | os.PathLike[str] | None = None) -> Registry:
                        problems)
     audit = _periodic(data.get("audit"), "audit", "@daily", "TRIALPROOF_AUDIT_SCHEDULE",
                       problems)
+    from pipeline.registry_watch import parse_watch
+
+    watch = parse_watch(data.get("registry_watch"), problems)
     context = (_defaults(data, problems), base, contract_dirs)
     raw_entries = data.get("datasets")
     if raw_entries is None:
@@ -583,7 +594,7 @@ def read_registry(path: str | os.PathLike[str] | None = None) -> Registry:
             continue
         seen[entry.dag_id] = index
         entries.append(entry)
-    return Registry(file, tuple(entries), tuple(problems), contract_dirs, anchor, audit)
+    return Registry(file, tuple(entries), tuple(problems), contract_dirs, anchor, audit, watch)
 
 
 def load_registry(path: str | os.PathLike[str] | None = None

@@ -14,13 +14,13 @@ def test_a_valid_registry_loads_every_dag_without_import_errors(sandbox: Sandbox
     sandbox.register({"dm": {}, "ex": {"schedule": "on-arrival"}})
     bag = sandbox.run("dagbag")
     assert bag["import_errors"] == {}
-    assert bag["dag_ids"] == sorted(["anchor", "audit", *INGEST_DAGS])
+    assert bag["dag_ids"] == sorted(["anchor", "audit", "registry_watch", *INGEST_DAGS])
 
 
 def test_a_bad_entry_is_one_import_error_and_the_good_dags_still_load(sandbox: Sandbox) -> None:
     sandbox.register({"dm": {}, "ex": {}, "ae": {"schedule": "every morning"}})
     bag = sandbox.run("dagbag")
-    assert bag["dag_ids"] == sorted(["anchor", "audit", *INGEST_DAGS])
+    assert bag["dag_ids"] == sorted(["anchor", "audit", "registry_watch", *INGEST_DAGS])
     (path, error), = bag["import_errors"].items()
     assert path.endswith("trialproof_registry_errors.py")
     assert "datasets[2] (CDISCPILOT01/ae) field 'schedule'" in error
