@@ -168,7 +168,7 @@ def _fetch_proof(url: str, sha256: str) -> bytes:
 def verify_document(as_json: bool, file: Path, vkeys: tuple[str, ...], url: str | None,
                     proof_file: Path | None) -> None:
     """Prove that a document in hand was registered, and say when it was first anchored."""
-    from pipeline.cli import _read_vkeys as read_vkeys
+    from anchoring.verify import read_vkeys
     from pipeline.document_proof import verify_document_proof
 
     if (url is None) == (proof_file is None):

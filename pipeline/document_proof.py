@@ -24,7 +24,7 @@ LOCAL_RECEIPT_TYPE = "trialproof/local-ledger/v1"
 
 
 def first_anchored(receipts: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The proven time among checked receipts: the earliest independent time (a TSA's
+    """The proven time among receipts already checked: the earliest independent time (a TSA's
     genTime, a block time), else the local ledger's time marked not independent."""
     independent = []
     for receipt in receipts:
@@ -50,7 +50,8 @@ def verify_document_proof(
     from anchoring.verify import verify_entry_proof
 
     proof = parse_entry_proof(data)
-    verify_entry_proof(proof, trusted)
+    verified = verify_entry_proof(proof, trusted)
+    checked = [proof.anchors[r.index] for r in verified.log.receipts if r.checked]
     entry = proof.entry
     if entry.get("type") != "trialproof/document/v1":
         raise VerificationError(f"the proof is for a {entry.get('type')!r} entry, not a document")
@@ -61,5 +62,5 @@ def verify_document_proof(
         "entry": entry,
         "log_index": proof.log_index,
         "log_size": proof.log_size,
-        "first_anchored": first_anchored(proof.anchors),
+        "first_anchored": first_anchored(checked),
     }

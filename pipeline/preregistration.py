@@ -322,20 +322,16 @@ def registry_entries(home: Home, trial: str) -> list[RegistryRecordEntry]:
 def entry_proof(home: Home, log_index: int) -> dict[str, Any]:
     """An entry proof (docs/formats.md §8, ``trialproof/entry-proof/v1``) for any log
     entry, against the newest anchored checkpoint covering it (else the latest)."""
-    from anchoring.checkpoint import Checkpoint
-    from anchoring.note import parse_note
+    from anchoring.bundle import build_entry_proof
     from pipeline.prove import checkpoint_for
 
     log = home.log()
-    entry = log.entry(log_index)
     checkpoint, anchors = checkpoint_for(home, log_index)
-    size = Checkpoint.from_body(parse_note(checkpoint).text).size
-    return {
-        "type": "trialproof/entry-proof/v1",
-        "entry": _entry_object(entry),
-        "log_index": log_index,
-        "log_size": size,
-        "log_proof": [h.hex() for h in log.inclusion_proof(log_index, size)],
-        "checkpoint": checkpoint,
-        "anchors": list(anchors),
-    }
+    proof = build_entry_proof(
+        entry=_entry_object(log.entry(log_index)),
+        log=log,
+        log_index=log_index,
+        checkpoint=checkpoint,
+        anchors=anchors,
+    )
+    return proof.to_json_object()
