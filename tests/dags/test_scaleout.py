@@ -179,6 +179,7 @@ def _runs(engine: Any) -> list[tuple[str, str, str]]:
             "SELECT dag_id, run_type, state FROM dag_run ORDER BY id"))]
 
 
+@pytest.mark.pilot_data
 def test_scale_out_celery_postgres_redis(tmp_path: Path, pilot_dir: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
