@@ -19,8 +19,9 @@ settings.load_profile("ci")
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A ``pilot_data`` test is skipped, by itself and saying why, when the data is absent."""
     if item.get_closest_marker("pilot_data") is not None and not PILOT_DIR.is_dir():
-        pytest.skip(f"pilot_data: the CDISC pilot datasets are not at {PILOT_DIR} "
-                    "(set TRIALPROOF_PILOT_DATA)")
+        # The test's name in the reason keeps the summary one line per skipped test.
+        pytest.skip(f"{item.name}: pilot_data, the CDISC pilot datasets are not at "
+                    f"{PILOT_DIR} (set TRIALPROOF_PILOT_DATA)")
 
 
 @pytest.fixture(scope="session")
