@@ -16,7 +16,7 @@ Each problem is a :class:`Finding` naming the check and where.
 
 from __future__ import annotations
 
-__all__ = ["AuditReport", "Finding", "audit"]
+__all__ = ["AuditReport", "Finding", "audit", "info_input"]
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from pipeline.contract import Contract
 from pipeline.errors import PipelineError
 from pipeline.fsutil import sha256_file, write_text_durably
 from pipeline.home import Home
-from pipeline.records import leaf_chunks, sort_into_leaf_order
+from pipeline.records import leaf_chunks, sort_into_leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo
 
 
@@ -283,6 +283,7 @@ def info_input(home: Home, info: VersionInfo) -> bytes:
 
 def audit(home: Home, trial: str | None = None) -> AuditReport:
     """Check everything the home holds (or one trial's versions, plus the whole log)."""
+    use_system_memory_pool()
     report = AuditReport()
     tree = _audit_log(home, report)
     store = Store(home.path, home.log())

@@ -7,7 +7,7 @@ Every failure prints one line saying what is wrong; no tracebacks.
 
 from __future__ import annotations
 
-__all__ = ["cli", "exit_code_for", "main"]
+__all__ = ["cli", "exit_code_for", "home_option", "json_option", "main"]
 
 import json
 import os

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["find_record", "prove_record"]
+__all__ = ["find_record", "prove_record", "version_contract"]
 
 import json
 from collections.abc import Mapping
