@@ -27,6 +27,7 @@ from anchoring.errors import (
 from anchoring.note import Verifier
 from pipeline.cli_progress import stage_progress
 from pipeline.errors import AuditFailed, PipelineError, UsageError
+from pipeline.extras import missing_extra
 from pipeline.home import Home, resolve_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -181,15 +182,19 @@ def _contract_search(home: Home | None) -> tuple[Path, ...]:
 @click.option("--trial", required=True, help="trial identifier, e.g. CDISCPILOT01")
 @click.option("--dataset", required=True, help="dataset name, e.g. dm")
 @click.option("--contract", "contract_ref", default=None,
-              help="contract file, or name under schemas/contracts (default: the dataset name)")
+              help="contract file, or name under schemas/contracts (default: the contract of "
+                   "the dataset's latest version, else its registry entry's, else the "
+                   "dataset name)")
 def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset: str,
            contract_ref: str | None) -> None:
     """Validate a delivery against its contract and commit it as the dataset's next version."""
     from pipeline.contract import load_contract
+    from pipeline.delivery_contract import delivery_contract
     from pipeline.ingest import ingest as run_ingest
 
     home = _open_home(home_dir)
-    contract = load_contract(contract_ref or dataset, _contract_search(home))
+    contract = (load_contract(contract_ref, _contract_search(home)) if contract_ref
+                else delivery_contract(home, trial, dataset, _contract_search(home)))
     with stage_progress(f"ingest {file.name}", enabled=not as_json) as progress:
         result = run_ingest(home, file, trial, dataset, contract, progress)
     payload = result.to_json()
@@ -420,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         exc.show()
         sys.exit(EXIT_USAGE)
     except Exception as exc:
+        exc = missing_extra(exc) or exc
         click.echo(f"trialproof: {_one_line(exc)}", err=True)
         sys.exit(exit_code_for(exc))
     sys.exit(EXIT_OK)
