@@ -107,3 +107,5 @@ def test_pipeline_commands_name_the_extra(verifier_venv: Path, tmp_path: Path,
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and EXTRA_HINT in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+    if command[0] == "init":
+        assert not home.exists()  # nothing half made
