@@ -23,6 +23,7 @@ from bench.harness import (
     fmt_seconds,
     machine_info,
     machine_line,
+    target_lines,
     update_doc,
     write_json,
 )
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report.markdown)
         print()
         print(f"[{name}] {fmt_seconds(time.perf_counter() - start)}; JSON: {json_path}")
+        for line in target_lines(name, report.data.get("targets", [])):
+            print(line)
         if report.failures:
             failed = True
             for failure in report.failures:
