@@ -64,3 +64,28 @@ def test_a_row_is_read_from_its_row_group(tmp_path: Path, index: int) -> None:
     records = pq.ParquetFile(path)
     assert records.metadata.num_row_groups == 4
     assert _read_row(records, index).to_pylist() == [{"n": index}]
+
+
+_WITHOUT_PSYCOPG2 = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "psycopg2":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+from pipeline.cli import main
+main(["checkpoint"])
+"""
+
+
+def test_a_postgresql_log_without_its_driver_names_the_postgres_extra(tmp_path: Path) -> None:
+    Home.init(tmp_path / "home", ORIGIN)
+    env = {**os.environ, "TRIALPROOF_HOME": str(tmp_path / "home"),
+           "TRIALPROOF_LOG_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"}
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_PSYCOPG2], capture_output=True,
+                          text=True, check=False, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "trialproof: this command needs packages that are not installed (psycopg2): "
+        "pip install 'trialproof[postgres]'"]
