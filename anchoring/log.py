@@ -68,6 +68,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -178,8 +179,11 @@ def _drop_pools_after_fork() -> None:
         engine.dispose(close=False)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_pools_after_fork)
+@cache
+def _watch_forks() -> None:
+    """Register the fork hook once, with the first engine: importing changes nothing."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_drop_pools_after_fork)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -269,6 +273,7 @@ def _make_engine(url: str, read_only: bool = False) -> tuple[Engine, str, bool]:
         engine = create_engine(parsed, pool_size=2, max_overflow=8, pool_pre_ping=True)
     else:
         raise LogError(f"the log supports SQLite and PostgreSQL, not {backend!r}")
+    _watch_forks()
     _ENGINES.add(engine)
     return engine, backend, memory
 

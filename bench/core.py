@@ -41,6 +41,7 @@ from bench.harness import (
     measure,
     measure_group,
     now_utc,
+    targets_table,
 )
 
 NAME = "core"
@@ -948,9 +949,7 @@ class _Suite:
         lines = ["### Targets", "",
                  "Judged on wall time (best run). The last column is the same measurement seen "
                  "through CPU time, which the background load disturbs much less.", "",
-                 markdown_table(["Target", "Measured", "Met", "CPU-time view"],
-                                [[t["target"], t["shown"], _yes(t["met"]), t["cpu_view"]]
-                                 for t in targets]),
+                 targets_table(targets),
                  ""]
         also = []
         if ours and self.ok("floor"):
@@ -1020,9 +1019,6 @@ def _target(desc: str, value: float | None, threshold: float, shown: str,
     return {"target": desc, "value": value, "threshold": threshold, "shown": shown, "met": met,
             "cpu_view": cpu_view}
 
-
-def _yes(met: bool | None) -> str:
-    return "n/a" if met is None else ("**yes**" if met else "**no**")
 
 
 def run(ctx: Context) -> SuiteReport:

@@ -279,6 +279,25 @@ def fmt_ratio(x: float) -> str:
     return f"{x:.1f}\u00d7" if x >= 10 else f"{x:.2f}\u00d7"
 
 
+def fmt_met(met: bool | None) -> str:
+    """A target's verdict in a table: met, not met, or not measured."""
+    return "n/a" if met is None else ("**yes**" if met else "**no**")
+
+
+def targets_table(targets: Sequence[dict[str, Any]]) -> str:
+    """The targets of a suite (``target``, ``shown``, ``met``, ``cpu_view``) as one table."""
+    return markdown_table(["Target", "Measured", "Met", "CPU-time view"],
+                          [[t["target"], t["shown"], fmt_met(t["met"]), t["cpu_view"]]
+                           for t in targets])
+
+
+def target_lines(suite: str, targets: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per target, as ``make bench`` reports them at the end of a suite."""
+    verdict = {True: "met", False: "NOT MET", None: "not measured"}
+    return [f"[{suite}] target {verdict[t['met']]}: {t['target']} ({t['shown']})"
+            for t in targets]
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -420,9 +439,10 @@ code means the step was waiting for a CPU, i.e. the machine was busy."""
 def about_block(machine: dict[str, Any]) -> str:
     return "\n".join([
         "Run all suites with `make bench` (it runs `.venv/bin/python -m bench.run`). "
-        "`python -m bench.run --only core` (or `--only ingest`) runs one suite; `--quick` "
-        "is a smoke run at 1/10 of the sizes, which writes `bench/out/results-<suite>-quick.json` "
-        "and leaves this document alone. Full runs write `bench/out/results-<suite>.json` "
+        "`python -m bench.run --only core` (or `--only ingest`, `--only cli`) runs one suite; "
+        "`--quick` is a smoke run at 1/10 of the sizes, which writes "
+        "`bench/out/results-<suite>-quick.json` and leaves this document alone. Full runs "
+        "write `bench/out/results-<suite>.json` "
         "(git-ignored) and regenerate the sections between the `<!-- <suite>:begin -->` / "
         "`<!-- <suite>:end -->` markers; text outside the markers is kept.",
         "",

@@ -56,6 +56,7 @@ from bench.harness import (
     measure,
     measure_group,
     now_utc,
+    targets_table,
 )
 
 NAME = "ingest"
@@ -546,9 +547,6 @@ def _first_use(m: Measurement) -> dict[str, float]:
     return out
 
 
-def _yes(met: bool | None) -> str:
-    return NA if met is None else ("**yes**" if met else "**no**")
-
 
 class _Suite:
     def __init__(self, ctx: Context) -> None:
@@ -970,9 +968,7 @@ class _Suite:
                  "Judged on wall time (best run; for our stages, the sum of each stage's best). "
                  "The last column is the same measurement seen through CPU time, which the "
                  "background load disturbs much less.", "",
-                 markdown_table(["Target", "Measured", "Met", "CPU-time view"],
-                                [[t["target"], t["shown"], _yes(t["met"]), t["cpu_view"]]
-                                 for t in targets]), ""]
+                 targets_table(targets), ""]
         return lines, targets
 
     def md_first_use(self) -> tuple[list[str], dict[str, float]]:

@@ -1,4 +1,4 @@
-"""Run the benchmark suites: ``python -m bench.run [--only core|ingest] [--quick] [--no-doc]``.
+"""Run the benchmark suites: ``python -m bench.run [--only core|ingest|cli] [--quick] [--no-doc]``.
 
 Each suite is a module ``bench.<name>`` with ``run(ctx: Context) -> SuiteReport``.
 A full run writes ``bench/out/results-<name>.json`` and regenerates the
@@ -23,12 +23,13 @@ from bench.harness import (
     fmt_seconds,
     machine_info,
     machine_line,
+    target_lines,
     update_doc,
     write_json,
 )
 
 #: The suites, in the order ``make bench`` runs them.
-SUITES = ("core", "ingest")
+SUITES = ("core", "ingest", "cli")
 
 
 def _load(name: str, required: bool) -> object | None:
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report.markdown)
         print()
         print(f"[{name}] {fmt_seconds(time.perf_counter() - start)}; JSON: {json_path}")
+        for line in target_lines(name, report.data.get("targets", [])):
+            print(line)
         if report.failures:
             failed = True
             for failure in report.failures:

@@ -23,7 +23,7 @@ Each problem is a :class:`Finding` naming the check and where.
 
 from __future__ import annotations
 
-__all__ = ["AuditReport", "Finding", "audit"]
+__all__ = ["AuditReport", "Finding", "audit", "info_input"]
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +42,7 @@ from pipeline.contract import Contract
 from pipeline.errors import PipelineError
 from pipeline.fsutil import sha256_file, write_text_durably
 from pipeline.home import AUDIT_CHECKPOINT, Home
-from pipeline.records import leaf_chunks, sort_into_leaf_order
+from pipeline.records import leaf_chunks, sort_into_leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo
 
 
@@ -397,6 +397,7 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
 
     A log database that cannot be read ends the audit with a ``log-database`` finding.
     """
+    use_system_memory_pool()
     report = AuditReport()
     try:
         _audit_home(home, trial, report)

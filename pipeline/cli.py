@@ -7,7 +7,7 @@ Every failure prints one line saying what is wrong; no tracebacks.
 
 from __future__ import annotations
 
-__all__ = ["cli", "exit_code_for", "main"]
+__all__ = ["cli", "exit_code_for", "home_option", "json_option", "main"]
 
 import json
 import os
@@ -27,6 +27,7 @@ from anchoring.errors import (
 from anchoring.note import Verifier
 from pipeline.cli_progress import stage_progress
 from pipeline.errors import AuditFailed, OutcomesChanged, PipelineError, UsageError
+from pipeline.extras import missing_extra
 from pipeline.home import Home, resolve_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,6 +81,8 @@ def cli() -> None:
 @click.option("--key-name", default=None, help="the signing key's name (default: the origin)")
 def init(home_dir: Path | None, origin: str, key_name: str | None) -> None:
     """Create a home: the log's Ed25519 signing key, the salt key and the log. Prints the vkey."""
+    import anchoring.log  # noqa: F401  (the log needs the pipeline extra: check before writing keys)
+
     path = resolve_home(home_dir)
     home = Home.init(path, origin, key_name)
     click.echo(f"initialized {path}", err=True)
@@ -197,15 +200,19 @@ def _contract_search(home: Home | None) -> tuple[Path, ...]:
 @click.option("--trial", required=True, help="trial identifier, e.g. CDISCPILOT01")
 @click.option("--dataset", required=True, help="dataset name, e.g. dm")
 @click.option("--contract", "contract_ref", default=None,
-              help="contract file, or name under schemas/contracts (default: the dataset name)")
+              help="contract file, or name under schemas/contracts (default: the contract of "
+                   "the dataset's latest version, else its registry entry's, else the "
+                   "dataset name)")
 def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset: str,
            contract_ref: str | None) -> None:
     """Validate a delivery against its contract and commit it as the dataset's next version."""
     from pipeline.contract import load_contract
+    from pipeline.delivery_contract import delivery_contract
     from pipeline.ingest import ingest as run_ingest
 
     home = _open_home(home_dir)
-    contract = load_contract(contract_ref or dataset, _contract_search(home))
+    contract = (load_contract(contract_ref, _contract_search(home)) if contract_ref
+                else delivery_contract(home, trial, dataset, _contract_search(home)))
     with stage_progress(f"ingest {file.name}", enabled=not as_json) as progress:
         result = run_ingest(home, file, trial, dataset, contract, progress)
     payload = result.to_json()
@@ -448,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         exc.show()
         sys.exit(EXIT_USAGE)
     except Exception as exc:
+        exc = missing_extra(exc) or exc
         click.echo(f"trialproof: {_one_line(exc)}", err=True)
         sys.exit(exit_code_for(exc))
     sys.exit(EXIT_OK)

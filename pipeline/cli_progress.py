@@ -9,17 +9,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 
 @contextmanager
 def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
     """Yield a callback that announces each stage. Off a terminal, one line per stage."""
-    console = Console(stderr=True)
     if not enabled:
         yield lambda _stage: None
         return
+    # rich is part of the pipeline extra; only commands that show progress load it.
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
     if not sys.stderr.isatty():
         started = time.perf_counter()
 

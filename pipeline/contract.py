@@ -20,6 +20,7 @@ __all__ = [
     "FIELD_TYPES",
     "Contract",
     "Field",
+    "contract_files",
     "load_contract",
     "parse_contract",
     "read_json_file",
@@ -210,6 +211,17 @@ def read_json_file(path: Path, what: str) -> Any:
         raise ContractError(f"{what}: not valid JSON: {exc}") from None
 
 
+def contract_files(name: str, search: tuple[Path, ...]) -> list[Path]:
+    """The files that hold a contract called ``name`` in the ``search`` directories
+    (``<name>.json``, ``<name>.schema.json``, searched recursively)."""
+    return [
+        hit
+        for directory in search
+        for pattern in (f"{name}.json", f"{name}.schema.json")
+        for hit in sorted(directory.rglob(pattern))
+    ]
+
+
 def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Contract:
     """Load a contract from a path, or by name from ``search`` directories (``<name>.json``,
     ``<name>.schema.json``, searched recursively)."""
@@ -221,12 +233,7 @@ def load_contract(path_or_name: str | Path, search: tuple[Path, ...] = ()) -> Co
         if qualified:
             path = qualified[0]
     if not path.is_file():
-        candidates = [
-            hit
-            for directory in search
-            for pattern in (f"{path_or_name}.json", f"{path_or_name}.schema.json")
-            for hit in sorted(directory.rglob(pattern))
-        ]
+        candidates = contract_files(str(path_or_name), search)
         if not candidates:
             raise ContractError(
                 f"contract {str(path_or_name)!r} not found (looked in "

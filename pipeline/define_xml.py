@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "ISO8601_DATETIME_PATTERN",
+    "contract_json",
     "contracts_from_define",
     "data_violations",
     "write_contracts",

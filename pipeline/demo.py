@@ -13,6 +13,8 @@ A second run finds nothing new to ingest (deliveries are idempotent by sha256).
 
 from __future__ import annotations
 
+__all__ = ["airflow_env", "main"]
+
 import json
 import os
 import subprocess

@@ -23,6 +23,7 @@ __all__ = [
     "commit",
     "ingest",
     "stage",
+    "store_for",
     "validate",
 ]
 
@@ -48,7 +49,7 @@ from pipeline.contract import Contract
 from pipeline.errors import ReadError, ValidationFailed
 from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
 from pipeline.home import Home
-from pipeline.records import LeafChunk, leaf_chunks, leaf_order
+from pipeline.records import LeafChunk, leaf_chunks, leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish, step_done
 
 #: Called with the name of each stage as it starts.
@@ -190,6 +191,7 @@ def validate(
     from pipeline.readers import read_delivery
     from pipeline.validation import validate as run_suite
 
+    use_system_memory_pool()
     check_name(trial, "trial")
     check_name(dataset, "dataset")
     progress("read")
@@ -259,6 +261,7 @@ def commit(
     home: Home, validated: ValidatedDelivery, contract: Contract, progress: Progress = _quiet
 ) -> IngestResult:
     """Commit a validated delivery as the dataset's next version (idempotent by source sha256)."""
+    use_system_memory_pool()
     store = store_for(home)
     store.recover()
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged

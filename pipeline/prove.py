@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["checkpoint_for", "find_record", "prove_record"]
+__all__ = ["checkpoint_for", "find_record", "prove_record", "version_contract"]
 
 import json
 from collections.abc import Mapping
@@ -84,17 +84,20 @@ def prove_record(
             f"missing from {info.path}; run `trialproof audit`"
         )
     contract = version_contract(info)
-    table = pq.read_table(info.path / "records.parquet")
+    records = pq.ParquetFile(info.path / "records.parquet")
     if key:
-        index = find_record(table, contract, key)
-    if index is None or not 0 <= index < table.num_rows:
-        raise UsageError(f"--index must be between 0 and {table.num_rows - 1}")
-    salt = table.column(SALT_COLUMN)[index].as_py()
+        known = [column for column in key if column in contract.field_names]
+        index = find_record(records.read(columns=known), contract, key)
+    rows = records.metadata.num_rows
+    if index is None or not 0 <= index < rows:
+        raise UsageError(f"--index must be between 0 and {rows - 1}")
+    row = _read_row(records, index)
+    salt = row.column(SALT_COLUMN)[0].as_py()
     tree = MerkleTree.open(info.path / "tree.bin")
     log = store.log
     checkpoint, anchors = checkpoint_for(home, info.log_index)
     return build_record_proof(
-        record=record_values(table, contract, index),
+        record=record_values(row, contract, 0),
         salt=salt,
         leaf_index=index,
         dataset_tree=tree,
@@ -105,6 +108,17 @@ def prove_record(
         checkpoint=checkpoint,
         anchors=anchors,
     )
+
+
+def _read_row(records: pq.ParquetFile, index: int) -> pa.Table:
+    """Row ``index`` of a records file, reading only the row group that holds it."""
+    first = 0
+    for group in range(records.metadata.num_row_groups):
+        count = records.metadata.row_group(group).num_rows
+        if index < first + count:
+            return records.read_row_group(group).slice(index - first, 1)
+        first += count
+    raise IndexError(index)
 
 
 def checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:

@@ -16,8 +16,10 @@ __all__ = [
     "canonical_records",
     "leaf_chunks",
     "leaf_order",
+    "record_values",
     "salt_messages",
     "sort_into_leaf_order",
+    "use_system_memory_pool",
 ]
 
 import json
@@ -36,10 +38,17 @@ from anchoring.canonical import MAX_SAFE_INTEGER, canonical_json, format_number
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
 
-# Arrow's default allocator (mimalloc) hands large freed blocks back to the kernel, so
-# the many short-lived string arrays built here pay page faults again and again; with
-# the system allocator canonicalizing a million records takes about half the time.
-pa.set_memory_pool(pa.system_memory_pool())
+
+def use_system_memory_pool() -> None:
+    """Make the system allocator Arrow's default pool, for the whole process.
+
+    Arrow's default allocator (mimalloc) hands large freed blocks back to the kernel, so
+    the many short-lived string arrays built here pay page faults again and again; with
+    the system allocator canonicalizing a million records takes about half the time.
+    Ingest calls this where it starts; importing this module changes nothing.
+    """
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 _DICTIONARY_MIN_ROWS = 1_000

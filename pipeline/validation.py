@@ -27,6 +27,7 @@ __all__ = [
     "TypeIssueLike",
     "ValidationReport",
     "compile_suite",
+    "json_safe",
     "validate",
 ]
 

@@ -1,4 +1,5 @@
-"""Shared pytest configuration: the Hypothesis profile and the shared test-vector directory."""
+"""Shared pytest configuration: the Hypothesis profile, the committed test vectors, and the
+``pilot_data`` marker for the few tests that read the CDISC pilot datasets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from trialproof_paths import PILOT_DIR, VECTORS_DIR
 
 # One profile for local runs and CI: no per-example deadline (CI machines are
 # slow and noisy), and a bounded number of examples so the suite stays fast.
@@ -13,18 +15,24 @@ from hypothesis import settings
 settings.register_profile("ci", deadline=None, max_examples=100)
 settings.load_profile("ci")
 
-#: The repository root (this file lives in <root>/tests/).
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Test vectors and design notes live beside the repository, in ../shared.
-SHARED_DIR = REPO_ROOT.parent / "shared"
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``pilot_data`` test is skipped, by itself and saying why, when the data is absent."""
+    if item.get_closest_marker("pilot_data") is not None and not PILOT_DIR.is_dir():
+        # The test's name in the reason keeps the summary one line per skipped test.
+        pytest.skip(f"{item.name}: pilot_data, the CDISC pilot datasets are not at "
+                    f"{PILOT_DIR} (set TRIALPROOF_PILOT_DATA)")
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The ``shared`` directory beside the repository root; skips when it is absent."""
-    if not (SHARED_DIR / "vectors").is_dir():
-        pytest.skip(
-            f"shared test vectors not found at {SHARED_DIR}/vectors "
-            "(expected a 'shared' directory beside the repository root)"
-        )
-    return SHARED_DIR
+def vectors_dir() -> Path:
+    """The published test vectors committed under tests/vectors (see SOURCES.md there)."""
+    return VECTORS_DIR
+
+
+@pytest.fixture
+def pilot_dir(request: pytest.FixtureRequest) -> Path:
+    """The CDISC pilot data directory; only for tests marked ``pilot_data``."""
+    if request.node.get_closest_marker("pilot_data") is None:
+        pytest.fail("a test that reads the CDISC pilot data must be marked pilot_data")
+    return PILOT_DIR

@@ -3,7 +3,7 @@
 The server is ``postgresql+psycopg2://postgres@127.0.0.1:5432`` unless the
 environment variable ``TRIALPROOF_TEST_PG_ADMIN_URL`` names another admin URL.
 Tests that use :func:`postgres_url` are skipped, saying why, only when that
-server cannot be reached.
+server cannot be reached, and fail then under CI (``$TRIALPROOF_TEST_REQUIRE_SERVICES``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
+from trialproof_services import service_unreachable
 
 PG_ADMIN_URL = os.environ.get(
     "TRIALPROOF_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -41,7 +42,7 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except (DBAPIError, NoSuchModuleError, ImportError) as exc:
-        pytest.skip(
+        service_unreachable(
             f"PostgreSQL is unreachable at {admin_url.render_as_string()}: "
             f"{str(exc).splitlines()[0]}"
         )

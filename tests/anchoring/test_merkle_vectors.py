@@ -1,6 +1,7 @@
 """Published Merkle test vectors: transparency-dev (RFC 6962) and real Sigstore Rekor entries.
 
-Vectors live in ``../shared/vectors/merkle``; every hash there is hex.
+Vectors live in ``tests/vectors/merkle`` (sources in ``tests/vectors/SOURCES.md``); every
+hash there is hex.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trialproof_paths import VECTORS_DIR
 
 from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.errors import AnchoringError, InvalidHashError, RootMismatchError
@@ -25,7 +27,7 @@ from anchoring.merkle import (
 from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Verifier
 
-VECTOR_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "merkle"
+VECTOR_DIR = VECTORS_DIR / "merkle"
 
 #: The one upstream consistency probe we deliberately disagree with (see the test).
 DEVIATION_12_BYTE_ROOTS = "sizes are equal (one) and proof is empty"
@@ -33,15 +35,13 @@ DEVIATION_12_BYTE_ROOTS = "sizes are equal (one) and proof is empty"
 
 def _load(name: str) -> dict[str, Any]:
     path = VECTOR_DIR / name
-    if not path.is_file():
-        return {"vectors": []}
     with path.open(encoding="utf-8") as f:
         data: dict[str, Any] = json.load(f)
     return data
 
 
 def _params(name: str) -> list[Any]:
-    """One pytest param per vector, with a readable id; an empty list if the file is absent."""
+    """One pytest param per vector, with a readable id."""
     return [
         pytest.param(v, id=f"{i:03d}-{v.get('origin', 'rekor')}-{v.get('desc', v.get('log'))}")
         for i, v in enumerate(_load(name)["vectors"])
@@ -53,9 +53,9 @@ def _h(text: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def merkle_dir(shared_dir: Path) -> Path:
-    """The Merkle vector directory (skips via ``shared_dir`` when ../shared is absent)."""
-    return shared_dir / "vectors" / "merkle"
+def merkle_dir(vectors_dir: Path) -> Path:
+    """The Merkle vector directory."""
+    return vectors_dir / "merkle"
 
 
 def test_vector_files_are_present_and_counted(merkle_dir: Path) -> None:
@@ -214,8 +214,6 @@ def _ed25519_vkeys() -> list[Any]:
 
 def test_rekor_has_ed25519_checkpoints() -> None:
     """The vkey-signed (Rekor v2, C2SP) checkpoints below are really exercised."""
-    if not VECTOR_DIR.is_dir():
-        pytest.skip(f"no Merkle vectors at {VECTOR_DIR}")
     assert len(_ed25519_vkeys()) >= 2
 
 

@@ -2,7 +2,7 @@
 
 Modules under test: anchoring.note and anchoring.checkpoint.
 
-Vectors: ``../shared/vectors/signed_note/signed_note_vectors.json`` (Go sumdb/note
+Vectors: ``tests/vectors/signed_note/signed_note_vectors.json`` (Go sumdb/note
 tests and the C2SP spec examples).
 """
 
@@ -38,8 +38,8 @@ DASH = "\u2014 "
 
 
 @pytest.fixture(scope="module")
-def vectors(shared_dir: Path) -> dict[str, Any]:
-    path = shared_dir / "vectors" / "signed_note" / "signed_note_vectors.json"
+def vectors(vectors_dir: Path) -> dict[str, Any]:
+    path = vectors_dir / "signed_note" / "signed_note_vectors.json"
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 

@@ -227,6 +227,47 @@ print("verified")
 """
 
 
+#: anchoring's public, light surface: what a verifier imports. The producer side (the log
+#: database, the tree builder, bulk hashing, ledger clients) is not in this list.
+LIGHT_MODULES = [
+    "anchoring",
+    "anchoring.errors",
+    "anchoring.canonical",
+    "anchoring.note",
+    "anchoring.checkpoint",
+    "anchoring.manifest",
+    "anchoring.bundle",
+    "anchoring.verify",
+    "anchoring.merkle",
+    "anchoring.merkle.hasher",
+    "anchoring.merkle.shape",
+    "anchoring.merkle.verify",
+    "anchoring.ledgers",
+    "anchoring.ledgers.receipts",
+]
+
+_ONLY_LIGHT = _BLOCKER.split("from anchoring.bundle", maxsplit=1)[0] + """
+import importlib
+importlib.import_module(sys.argv[1])
+allowed = set(sys.stdlib_module_names) | {"anchoring", "cryptography", "_cffi_backend",
+                                          "_openssl",  # registered by cryptography's binding
+                                          "__main__", "_distutils_hack"}  # site machinery
+loaded = sorted({m.split(".")[0] for m in sys.modules if not m.startswith("__editable__")}
+                - allowed)
+print(" ".join(loaded))
+"""
+
+
+@pytest.mark.parametrize("module", LIGHT_MODULES)
+def test_public_module_needs_only_stdlib_and_cryptography(module: str) -> None:
+    """Each light module imports with the heavy packages blocked, and loads nothing beyond
+    the standard library and ``cryptography``."""
+    result = subprocess.run([sys.executable, "-c", _ONLY_LIGHT, module], capture_output=True,
+                            text=True, cwd=REPO, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"
+
+
 def test_verifier_needs_only_stdlib_and_cryptography(built: BuiltDataset, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.json"
     bundle.write_text(built.bundle(5).to_json())

@@ -21,7 +21,6 @@ DAGS = REPO / "dags"
 CONTRACTS = REPO / "schemas" / "contracts"
 BIN = Path(sys.executable).parent
 RUNNER = Path(__file__).with_name("airflow_runner.py")
-PILOT = REPO.parent / "shared" / "data" / "cdisc_pilot" / "sdtm_cdiscpilot01"
 ORIGIN = "trials.example.org/log"
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from airflow_sandbox import BIN, ORIGIN, PILOT, RUNNER, Sandbox, airflow_env, tail
+from airflow_sandbox import BIN, ORIGIN, RUNNER, Sandbox, airflow_env, tail
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,11 +23,10 @@ def pytest_configure(config: pytest.Config) -> None:
                    "Celery workers) on PostgreSQL and Redis")
 
 
-@pytest.fixture(scope="session")
-def pilot_dir() -> Path:
-    if not (PILOT / "dm.xpt").is_file():
-        pytest.skip(f"CDISC pilot data not found at {PILOT}")
-    return PILOT
+@pytest.fixture
+def pilot_dir(pilot_dir: Path) -> Path:
+    """The pilot's SDTM folder (tests that use it are marked ``pilot_data``)."""
+    return pilot_dir / "sdtm_cdiscpilot01"
 
 
 @pytest.fixture(scope="session")

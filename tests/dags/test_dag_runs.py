@@ -33,6 +33,7 @@ def store(sandbox: Sandbox) -> Store:
     return Store(home.path, home.log())
 
 
+@pytest.mark.pilot_data
 def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: Path) -> None:
     sandbox.register({"dm": {}})
     sandbox.deliver("dm", pilot_dir / "dm.xpt")
@@ -75,6 +76,7 @@ def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: 
     assert len(sandbox.notifications()) == 1
 
 
+@pytest.mark.pilot_data
 def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path) -> None:
     sandbox.register({"ex": {"schedule": "on-arrival", "poke_interval": 5}})
     sandbox.deliver("ex", pilot_dir / "ex.xpt")

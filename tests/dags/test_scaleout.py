@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_sandbox import BIN, CONTRACTS, DAGS, ORIGIN, tail
+from trialproof_services import service_unreachable
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.postgres,
               pytest.mark.usefixtures("execution_api")]
@@ -71,7 +72,7 @@ def databases(count: int) -> Iterator[list[str]]:
         with admin.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except DBAPIError as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {admin_url.render_as_string()}: "
+        service_unreachable(f"PostgreSQL is unreachable at {admin_url.render_as_string()}: "
                     f"{str(exc).splitlines()[0]}")
     names = [f"tp_af_{secrets.token_hex(5)}" for _ in range(count)]
     with admin.connect() as conn:
@@ -94,7 +95,7 @@ def redis_db() -> Iterator[str]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"Redis is unreachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+        service_unreachable(f"Redis is unreachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
     client.flushdb()
     try:
         yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
@@ -179,6 +180,7 @@ def _runs(engine: Any) -> list[tuple[str, str, str]]:
             "SELECT dag_id, run_type, state FROM dag_run ORDER BY id"))]
 
 
+@pytest.mark.pilot_data
 def test_scale_out_celery_postgres_redis(tmp_path: Path, pilot_dir: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util

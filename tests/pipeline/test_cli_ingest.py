@@ -28,9 +28,10 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-def test_ingest_prove_verify_diff_anchor_audit(home: Path, shared_dir: Path,
+@pytest.mark.pilot_data
+def test_ingest_prove_verify_diff_anchor_audit(home: Path, pilot_dir: Path,
                                                tmp_path: Path) -> None:
-    pilot = shared_dir / "data" / "cdisc_pilot"
+    pilot = pilot_dir
     ingest = run(home, "ingest", str(pilot / "sdtm_cdiscpilot01" / "dm.xpt"), "--trial",
                  "CDISCPILOT01", "--dataset", "dm", "--contract", "cdiscpilot01/sdtm/dm", "--json")
     assert ingest.returncode == 0, ingest.stderr
@@ -74,9 +75,10 @@ def test_ingest_prove_verify_diff_anchor_audit(home: Path, shared_dir: Path,
     assert json.loads(audit.stdout)["ok"] is True
 
 
-def test_bad_deliveries_exit_2_and_name_the_problem(home: Path, shared_dir: Path,
+@pytest.mark.pilot_data
+def test_bad_deliveries_exit_2_and_name_the_problem(home: Path, pilot_dir: Path,
                                                     tmp_path: Path) -> None:
-    pilot = shared_dir / "data" / "cdisc_pilot" / "sdtm_cdiscpilot01"
+    pilot = pilot_dir / "sdtm_cdiscpilot01"
     truncated = tmp_path / "dm.xpt"
     truncated.write_bytes((pilot / "dm.xpt").read_bytes()[:5000])
     result = run(home, "ingest", str(truncated), "--trial", "CDISCPILOT01", "--dataset", "dm",
@@ -119,8 +121,9 @@ def test_bad_deliveries_exit_2_and_name_the_problem(home: Path, shared_dir: Path
     assert missing.returncode == 2 and "nope.csv" in missing.stderr
 
 
-def test_contracts_from_define(tmp_path: Path, shared_dir: Path) -> None:
-    define = shared_dir / "data" / "cdisc_pilot" / "sdtm_cdiscpilot01" / "define.xml"
+@pytest.mark.pilot_data
+def test_contracts_from_define(tmp_path: Path, pilot_dir: Path) -> None:
+    define = pilot_dir / "sdtm_cdiscpilot01" / "define.xml"
     result = run(tmp_path / "unused", "contracts", "from-define", str(define), "--out",
                  str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from typing import Any
 
 import frictionless
 import pytest
+from trialproof_paths import PILOT_DIR
 
 from pipeline.contract import load_contract, parse_contract
 from pipeline.define_xml import (
@@ -26,14 +27,14 @@ from pipeline.errors import ContractError
 from pipeline.readers import read_delivery
 
 REPO = Path(__file__).resolve().parents[2]
-PILOT = REPO.parent / "shared" / "data" / "cdisc_pilot"
+PILOT = PILOT_DIR
 CONTRACTS = REPO / "schemas" / "contracts" / "cdiscpilot01"
 SDTM = PILOT / "sdtm_cdiscpilot01" / "define.xml"
 ADAM = PILOT / "adam_cdiscpilot01" / "define.xml"
 SDTM2 = PILOT / "sdtm_cdiscpilot01_update2" / "define.xml"
 COMMITTED = sorted(CONTRACTS.rglob("*.json"))
 
-needs_pilot = pytest.mark.skipif(not PILOT.is_dir(), reason="needs ../shared/data/cdisc_pilot")
+needs_pilot = pytest.mark.pilot_data
 
 
 def _script() -> ModuleType:
@@ -63,7 +64,7 @@ def sdtm2() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("contracts")
-    _script().generate(REPO.parent / "shared", out)
+    _script().generate(PILOT.parents[1], out)
     yield out
 
 

@@ -16,11 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "schemas" / "contracts" / "cdiscpilot01" / "sdtm"
 
 
+@pytest.mark.pilot_data
 @pytest.mark.parametrize("dataset", ["dm", "ae", "ex"])
 def test_xpt_and_dataset_json_give_the_same_root(
-    shared_dir: Path, tmp_path: Path, dataset: str
+    pilot_dir: Path, tmp_path: Path, dataset: str
 ) -> None:
-    pilot = shared_dir / "data" / "cdisc_pilot"
+    pilot = pilot_dir
     home = Home.init(tmp_path / "home", "trials.example.org/log")
     contract = load_contract(CONTRACTS / f"{dataset}.json")
     from_xpt = ingest(

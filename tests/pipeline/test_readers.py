@@ -17,16 +17,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from trialproof_paths import PILOT_DIR
 
 from pipeline.contract import Contract, load_contract, parse_contract
 from pipeline.errors import ReadError
 from pipeline.readers import ARROW_TYPES, Delivery, TypeIssue, read_delivery
 
 REPO = Path(__file__).resolve().parents[2]
-PILOT = REPO.parent / "shared" / "data" / "cdisc_pilot"
+PILOT = PILOT_DIR
 CONTRACTS = REPO / "schemas" / "contracts" / "cdiscpilot01"
-
-pytestmark = pytest.mark.skipif(not PILOT.is_dir(), reason="needs ../shared/data/cdisc_pilot")
 
 XPT_FILES = [
     ("sdtm_cdiscpilot01/dm.xpt", "sdtm/dm.json"),
@@ -80,6 +79,7 @@ def read_error(path: Path, c: Contract, fmt: str | None = None) -> str:
 # --------------------------------------------------------------------------- the pilot data
 
 
+@pytest.mark.pilot_data
 @pytest.mark.parametrize(("data", "contract_name"), XPT_FILES)
 def test_every_pilot_file_loads_under_its_contract(data: str, contract_name: str) -> None:
     delivery = pilot(data, contract_name)
@@ -92,6 +92,7 @@ def test_every_pilot_file_loads_under_its_contract(data: str, contract_name: str
     assert delivery.dropped_columns == ()
 
 
+@pytest.mark.pilot_data
 @pytest.mark.parametrize("domain", ["dm", "ae", "ex"])
 def test_xpt_and_dataset_json_give_equal_tables(domain: str) -> None:
     c = contract(f"sdtm/{domain}.json")
@@ -104,6 +105,7 @@ def test_xpt_and_dataset_json_give_equal_tables(domain: str) -> None:
     assert from_xpt.table.equals(from_json.table)
 
 
+@pytest.mark.pilot_data
 def test_pilot_representations_are_normalized() -> None:
     dm = pilot("datasetjson_pilot5/dm.json", "sdtm/dm.json").table.to_pylist()
     first = {r["USUBJID"]: r for r in dm}["01-701-1015"]
@@ -118,6 +120,7 @@ def test_pilot_representations_are_normalized() -> None:
     assert any("Alzheimer\u2019s" in (v or "") for v in ts.column("TSVAL").to_pylist())
 
 
+@pytest.mark.pilot_data
 def test_pilot5_adsl_is_another_derivation_of_adsl() -> None:
     """datasetjson_pilot5/adsl.json is not the pilot's adsl.xpt: it renames and adds columns."""
     c = contract("adam/adsl.json")
@@ -159,6 +162,7 @@ def _padded_dataset_json(table: pa.Table, c: Contract) -> dict[str, Any]:
     ("sdtm_cdiscpilot01/dm.xpt", "sdtm/dm.json"),
     ("adam_cdiscpilot01/adsl.xpt", "adam/adsl.json"),  # dates, integers, numbers
 ])
+@pytest.mark.pilot_data
 def test_same_data_gives_the_same_table_in_every_format(tmp_path: Path, data: str,
                                                          contract_name: str) -> None:
     c = contract(contract_name)
@@ -320,6 +324,7 @@ def test_missing_file_and_unknown_format(tmp_path: Path, dm: Contract) -> None:
     assert "unknown format 'xlsx'" in read_error(tmp_path / "x.csv", dm, "xlsx")
 
 
+@pytest.mark.pilot_data
 def test_truncated_and_corrupt_xpt(tmp_path: Path, dm: Contract) -> None:
     source = (PILOT / "sdtm_cdiscpilot01/dm.xpt").read_bytes()
     cut = tmp_path / "cut.xpt"
@@ -340,6 +345,7 @@ def test_truncated_and_corrupt_xpt(tmp_path: Path, dm: Contract) -> None:
     assert "holds 2 datasets" in read_error(twice, dm)
 
 
+@pytest.mark.pilot_data
 def test_wrong_format(tmp_path: Path, dm: Contract) -> None:
     csv = tmp_path / "dm.xpt"
     csv.write_text("STUDYID,DOMAIN\nX,DM\n")
@@ -355,6 +361,7 @@ def test_wrong_format(tmp_path: Path, dm: Contract) -> None:
     assert "ZIP" in read_error(zipped, dm)
 
 
+@pytest.mark.pilot_data
 def test_truncated_and_corrupt_parquet(tmp_path: Path, dm: Contract) -> None:
     table = pilot("sdtm_cdiscpilot01/dm.xpt", "sdtm/dm.json").table
     good = tmp_path / "good.parquet"
@@ -393,6 +400,7 @@ def test_bad_csv_shapes(tmp_path: Path, dm: Contract) -> None:
     assert "duplicate column name(s) STUDYID" in read_error(path, dm)
 
 
+@pytest.mark.pilot_data
 def test_bad_dataset_json(tmp_path: Path, dm: Contract) -> None:
     good = json.loads((PILOT / "datasetjson_pilot5/dm.json").read_text())
     path = tmp_path / "dm.json"
