@@ -43,10 +43,9 @@ def _holdings(home: Home) -> dict[str, list[dict[str, Any]]]:
     return held
 
 
-@click.command("trials")
 @home_option
 @json_option
-def trials(home_dir: Path | None, as_json: bool) -> None:
+def _trials(home_dir: Path | None, as_json: bool) -> None:
     """List the trials the home holds, with their datasets and versions."""
     held = _holdings(_open_home(home_dir))
     rows = [
@@ -67,11 +66,10 @@ def trials(home_dir: Path | None, as_json: bool) -> None:
     _emit(as_json, {"trials": rows}, text or "the home holds no trial yet")
 
 
-@click.command("datasets")
 @home_option
 @json_option
 @click.option("--trial", required=True, help="the trial whose datasets to list")
-def datasets(home_dir: Path | None, as_json: bool, trial: str) -> None:
+def _datasets(home_dir: Path | None, as_json: bool, trial: str) -> None:
     """List a trial's datasets, each with its latest version."""
     held = _holdings(_open_home(home_dir))
     if trial not in held:
@@ -85,3 +83,8 @@ def datasets(home_dir: Path | None, as_json: bool, trial: str) -> None:
         for r in rows
     )
     _emit(as_json, {"trial": trial, "datasets": rows}, text)
+
+
+# Typed here, not inferred through the decorators: pipeline.cli imports this module.
+trials: click.Command = click.command("trials")(_trials)
+datasets: click.Command = click.command("datasets")(_datasets)

@@ -308,7 +308,7 @@ def commit(
                 contract,
                 leaf_chunks(
                     table, contract, trial, dataset, home.trial_salt_key(trial),
-                    version=version, order=order,
+                    version=version, salt_scheme=SALT_SCHEME, order=order,
                 ),
             )
             progress("tree")
