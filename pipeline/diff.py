@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = ["DatasetDiff", "diff_versions"]
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,11 @@ def diff_versions(
             f"v{from_version} and v{to_version} have different primary keys "
             f"({list(key)} vs {list(new_contract.primary_key)}); cannot match records"
         )
-    old, new = _frame(old_info, old_contract), _frame(new_info, new_contract)
+    # The two sides canonicalize side by side (Arrow and DataFusion release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        old_side = pool.submit(_frame, old_info, old_contract)
+        new_side = pool.submit(_frame, new_info, new_contract)
+        old, new = old_side.result(), new_side.result()
     match = list(key) if key else [_DIGEST]
     removed = old.join(new.select(match), on=match, how="anti", nulls_equal=True)
     added = new.join(old.select(match), on=match, how="anti", nulls_equal=True)

@@ -331,3 +331,33 @@ def test_trials_and_datasets_list_what_the_home_holds(
 
 def _renamed(contract: Contract, name: str) -> Contract:
     return parse_contract({**dict(contract.descriptor), "name": name})
+
+
+def test_a_commit_overtaken_by_another_hashes_again_for_the_next_version(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Salts bind the version, so a commit salts its records for the version it expects.
+    When another commit takes that number first (here: while the records are hashed),
+    this one is salted again for the next number, never appended with stale salts."""
+    rows = vs_rows()
+    mine = write(rows, tmp_path / "mine.csv")
+    rows["VSSTRESN"][0] = 1.5
+    theirs = write(rows, tmp_path / "theirs.csv")
+    real = pipeline.ingest.leaf_chunks
+    hashed_for: list[int] = []
+
+    def overtaken(*args: Any, **kwargs: Any) -> Any:
+        hashed_for.append(kwargs["version"])
+        if len(hashed_for) == 1:  # the other delivery commits while this one hashes
+            assert ingest(home, theirs, "T1", "vs", CONTRACT).version == 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.ingest, "leaf_chunks", overtaken)
+    result = ingest(home, mine, "T1", "vs", CONTRACT)
+    assert hashed_for == [1, 1, 2]  # mine for v1, theirs for v1, mine again for v2
+    assert (result.status, result.version) == ("committed", 2)
+    assert result.manifest["previous"] == home.log().entry(0).leaf_hash.hex()
+    salt = pq.read_table(result.version_dir / "records.parquet").column(SALT_COLUMN)[0].as_py()
+    assert salt == record_salt(home.trial_salt_key("T1"), "T1", "vs", ["01-701-1000", 1], version=2)
+    assert not list((home.path / "datasets" / "T1" / "vs").glob(".staging-*"))
+    assert audit(home).ok
