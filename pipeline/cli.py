@@ -220,9 +220,12 @@ def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> 
     rows = [{"version": i.version, "log_index": i.log_index, "records": i.manifest["records"],
              "root": i.manifest["root"], "source": i.manifest["source"]["name"],
              "source_sha256": i.manifest["source"]["sha256"],
-             "ingested_at": i.manifest["ingested_at"]} for i in infos]
+             "ingested_at": i.manifest["ingested_at"],
+             "same_content_as": i.manifest.get("same_content_as")} for i in infos]
     text = "\n".join(f"v{r['version']}  log {r['log_index']}  {r['records']} records  "
-                     f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}" for r in rows)
+                     f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}"
+                     + (f"  (same bytes as v{r['same_content_as']})"
+                        if r["same_content_as"] else "") for r in rows)
     _emit(as_json, {"trial": trial, "dataset": dataset, "versions": rows},
           text or f"{trial}/{dataset} has no committed version")
 

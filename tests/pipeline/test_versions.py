@@ -224,6 +224,10 @@ def test_rollback_through_the_cli_says_so(
                          "--contract", str(contract))
     assert code == 0, err
     assert "committed T1/vs v3" in out and "same bytes as v1" in out
+    code, out, _ = cli(capsys, home, "versions", "--trial", "T1", "--dataset", "vs", "--json")
+    assert [v["same_content_as"] for v in json.loads(out)["versions"]] == [None, None, 1]
+    code, out, _ = cli(capsys, home, "versions", "--trial", "T1", "--dataset", "vs")
+    assert out.splitlines()[2].endswith("(same bytes as v1)")
 
 
 # -- diff --values ---------------------------------------------------------------------------------
