@@ -4,6 +4,8 @@ that), rollbacks, diffs with values, and listing what a home holds."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,50 @@ def test_a_commit_overtaken_by_another_hashes_again_for_the_next_version(
     assert salt == record_salt(home.trial_salt_key("T1"), "T1", "vs", ["01-701-1000", 1], version=2)
     assert not list((home.path / "datasets" / "T1" / "vs").glob(".staging-*"))
     assert audit(home).ok
+
+
+def test_the_ingest_dags_pick_up_a_rollback_but_not_files_already_committed(
+    home: Home, tmp_path: Path
+) -> None:
+    """What the ingest DAGs list as new: the latest version's bytes under any name are
+    not, nor an earlier version's bytes in a file older than the latest version (still
+    lying in the folder); the same bytes written after it (a rollback) are."""
+    from pipeline.registry import load_registry, new_deliveries
+
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "vs.json").write_text(json.dumps(dict(CONTRACT.descriptor)))
+    folder = tmp_path / "deliveries"
+    folder.mkdir()
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(json.dumps({"contracts": ["contracts"], "datasets": [
+        {"trial": "T1", "dataset": "vs", "contract": "vs", "deliveries": "deliveries/*.csv",
+         "schedule": "@daily", "owners": ["owner@example.org"]}]}))
+    (entry,), problems = load_registry(registry)
+    assert not problems
+
+    def listed() -> list[str]:
+        return [d["name"] for d in new_deliveries(home, entry)]
+
+    def written(path: Path, seconds_from_now: float) -> Path:
+        os.utime(path, (time.time() + seconds_from_now,) * 2)
+        return path
+
+    rows = vs_rows()
+    a = written(write(rows, folder / "a.csv"), -3600)
+    ingest(home, a, "T1", "vs", CONTRACT)
+    rows["VSSEQ"][0] = 9
+    b = written(write(rows, folder / "b.csv"), -3600)
+    ingest(home, b, "T1", "vs", CONTRACT)
+    (folder / "b-again.csv").write_bytes(b.read_bytes())
+    assert listed() == []  # a.csv is v1 still lying there; b-again.csv has the latest's bytes
+
+    (folder / "a-rollback.csv").write_bytes(a.read_bytes())
+    written(folder / "a-rollback.csv", 5)
+    assert listed() == ["a-rollback.csv"]
+    (folder / "a-rollback.csv").unlink()
+    b.write_bytes(a.read_bytes())  # b.csv written back to v1's bytes
+    written(b, 5)
+    assert listed() == ["b.csv"]
+    assert ingest(home, b, "T1", "vs", CONTRACT).manifest["same_content_as"] == 1
+    written(folder / "b-again.csv", -60)
+    assert listed() == []  # b-again.csv holds v2's bytes, but is older than v3
