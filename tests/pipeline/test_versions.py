@@ -172,6 +172,18 @@ def test_versions_salted_before_the_version_was_bound_stay_usable(
     assert "salts" in checks
 
 
+def test_the_audit_names_a_salt_scheme_it_does_not_know(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real: Callable[[Any], bytes] = pipeline.ingest.manifest_leaf_input
+    monkeypatch.setattr(pipeline.ingest, "manifest_leaf_input",
+                        lambda m: real({**m, "salt_scheme": "trialproof/salt/v9"}))
+    ingest(home, write(vs_rows(), tmp_path / "v1.csv"), "T1", "vs", CONTRACT)
+    (finding,) = audit(home).findings
+    assert (finding.check, finding.version) == ("salts", 1)
+    assert "unknown salt scheme 'trialproof/salt/v9'" in finding.detail
+
+
 # -- rollbacks ------------------------------------------------------------------------------------
 
 
