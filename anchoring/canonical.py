@@ -8,12 +8,17 @@ from __future__ import annotations
 
 __all__ = [
     "MAX_SAFE_INTEGER",
+    "SALT_SCHEME",
+    "SALT_SCHEMES",
+    "SALT_SCHEME_V1",
+    "SALT_SCHEME_V2",
     "canonical_json",
     "canonical_value",
     "derive_trial_salt_key",
     "format_number",
     "leaf_input",
     "record_salt",
+    "salt_message_head",
 ]
 
 import datetime as _dt
@@ -221,11 +226,39 @@ def derive_trial_salt_key(master_key: bytes, trial: str) -> bytes:
     ).digest()
 
 
+#: Salt schemes (DESIGN Formats 3), named by a version manifest's ``salt_scheme``.
+#: v1, JCS([trial, dataset, key values...]), was used by versions whose manifest has no
+#: ``salt_scheme``: a record kept its salt from one version to the next.
+SALT_SCHEME_V1 = "trialproof/salt/v1"
+#: v2, JCS([trial, dataset, version, key values...]): a salt disclosed with one version's
+#: proof says nothing about the record's leaf in any other version.
+SALT_SCHEME_V2 = "trialproof/salt/v2"
+#: The scheme new versions are committed under.
+SALT_SCHEME = SALT_SCHEME_V2
+SALT_SCHEMES = (SALT_SCHEME_V1, SALT_SCHEME_V2)
+
+
+def salt_message_head(scheme: str, trial: str, dataset: str, version: int) -> list[Any]:
+    """What a salt message holds before the key values, under ``scheme`` (DESIGN Formats 3)."""
+    if scheme == SALT_SCHEME_V1:
+        return [trial, dataset]
+    if scheme == SALT_SCHEME_V2:
+        return [trial, dataset, version]
+    raise CanonicalizationError(f"unknown salt scheme {scheme!r}")
+
+
 def record_salt(
-    trial_salt_key: bytes, trial: str, dataset: str, key_values: Sequence[Any]
+    trial_salt_key: bytes,
+    trial: str,
+    dataset: str,
+    key_values: Sequence[Any],
+    *,
+    version: int,
+    scheme: str = SALT_SCHEME,
 ) -> bytes:
-    """HMAC-SHA256(trial salt key, JCS([trial, dataset, key values...])) (DESIGN Formats 3)."""
-    message = canonical_json([trial, dataset, *key_values])
+    """HMAC-SHA256(trial salt key, JCS([trial, dataset, version, key values...])) (DESIGN
+    Formats 3); under :data:`SALT_SCHEME_V1`, without the version."""
+    message = canonical_json([*salt_message_head(scheme, trial, dataset, version), *key_values])
     return hmac.new(trial_salt_key, message, hashlib.sha256).digest()
 
 

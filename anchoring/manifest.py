@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["MANIFEST_TYPE", "check_manifest", "manifest_leaf_input"]
+__all__ = ["MANIFEST_TYPE", "check_manifest", "manifest_leaf_input", "manifest_salt_scheme"]
 
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from anchoring.canonical import canonical_json
+from anchoring.canonical import SALT_SCHEME_V1, canonical_json
 from anchoring.errors import BundleFormatError
 
 MANIFEST_TYPE = "trialproof/dataset-version/v1"
@@ -71,6 +71,23 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
     )
     html = manifest["validation"].get("report_html_sha256")  # older manifests lack it
     _require(html is None or _is_hex32(html), '"validation.report_html_sha256" must be a hash')
+    # Additive fields, checked where present. An unknown salt scheme is no error here:
+    # verifying a proof never derives a salt.
+    if "salt_scheme" in manifest:
+        scheme = manifest["salt_scheme"]
+        _require(isinstance(scheme, str) and bool(scheme), '"salt_scheme" must be a string')
+    if "same_content_as" in manifest:
+        earlier = manifest["same_content_as"]
+        _require(
+            _is_count(earlier) and 1 <= earlier < manifest["version"],
+            '"same_content_as" must be an earlier version number',
+        )
+
+
+def manifest_salt_scheme(manifest: Mapping[str, Any]) -> str:
+    """The salt scheme a version was committed under (DESIGN Formats 3, 5): its
+    ``salt_scheme``, or v1 for a manifest written before the field existed."""
+    return str(manifest.get("salt_scheme", SALT_SCHEME_V1))
 
 
 def manifest_leaf_input(manifest: Mapping[str, Any]) -> bytes:

@@ -281,7 +281,7 @@ def task_build_bundles(workdir: str, records: int) -> Any:
     signer = Signer.generate("bench.trialproof.example")
     salt_key = hashlib.sha256(b"bench salt key").digest()
     rows = _sample_records(records)
-    salts = [record_salt(salt_key, trial, dataset, [r["USUBJID"]]) for r in rows]
+    salts = [record_salt(salt_key, trial, dataset, [r["USUBJID"]], version=1) for r in rows]
     tree = MerkleTree.from_leaf_inputs(
         [leaf_input(s, canonical_json(r)) for s, r in zip(salts, rows, strict=True)]
     )

@@ -447,7 +447,8 @@ def _sha256_blocks(result: Any, spec: Any) -> dict[str, int]:
     n = table.num_rows
     each = pa.array([0] * n, pa.int64())  # one fixed-length message per record
     return {"records": n,
-            "salt": compressions(pc.binary_length(salt_messages(table, spec, TRIAL, DATASET)),
+            "salt": compressions(pc.binary_length(
+                salt_messages(table, spec, TRIAL, DATASET, version=result.version)),
                                  64) + compressions(each, 64 + 32),
             "leaf": compressions(pc.binary_length(canonical_records(table, spec)), 1 + 32),
             "node": compressions(each.slice(1), 1 + 64)}

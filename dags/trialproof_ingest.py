@@ -2,8 +2,9 @@
 
     find_new_deliveries -> for each new file (mapped): stage -> validate -> commit
 
-``find_new_deliveries`` lists the entry's delivery location and skips files whose
-sha256 is already committed (or was rejected before). Each new file then runs
+``find_new_deliveries`` lists the entry's delivery location and skips files already
+committed or rejected before (see ``pipeline.registry.new_deliveries``; a rollback to
+an earlier version's bytes is new). Each new file then runs
 through its own mapped task group, so a bad delivery fails only its own
 ``validate`` (quarantined, with the report named in the task log and in the
 failure notification) while the others commit. XCom carries paths and hashes.

@@ -2,8 +2,9 @@
 
 Per version: its files exist; ``manifest.json`` is the log's leaf input; the raw
 delivery, contract and report hash to what the manifest says; the records are
-readable, in leaf order, with the salts the trial key gives; their root is the
-manifest's root, and so is the stored tree's; versions chain by ``previous``.
+readable, in leaf order, with the salts the trial key gives under the version's salt
+scheme; their root is the manifest's root, and so is the stored tree's; versions
+chain by ``previous``.
 
 For the log: every entry's leaf hash is the hash of its input; every stored
 checkpoint is signed by the log key and has the root recomputed from the
@@ -32,8 +33,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anchoring.canonical import SALT_SCHEMES
 from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.errors import AnchoringError, LogDatabaseError
+from anchoring.manifest import manifest_salt_scheme
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.merkle.tree import MerkleTree
 from anchoring.merkle.verify import verify_consistency
@@ -153,10 +156,17 @@ def _audit_records(
     if not ordered.equals(table):
         found.append(finding("leaf-order", "records are not in leaf order (rows were reordered)"))
     salt_key = home.trial_salt_key(info.trial)
+    salt_scheme = manifest_salt_scheme(manifest)
+    if salt_scheme not in SALT_SCHEMES:
+        found.append(finding("salts", f"unknown salt scheme {salt_scheme[:64]!r}"))
+        return found
     records = table.drop_columns([SALT_COLUMN])
     stored_salts = table.column(SALT_COLUMN)
     salts_match, subtrees, row = True, [], 0
-    for chunk in leaf_chunks(records, contract, info.trial, info.dataset, salt_key):
+    for chunk in leaf_chunks(
+        records, contract, info.trial, info.dataset, salt_key,
+        version=info.version, salt_scheme=salt_scheme,
+    ):
         stored = stored_salts.slice(row, chunk.records.num_rows).combine_chunks()
         salts_match = salts_match and stored.equals(chunk.salts)
         subtrees.append(chunk.levels)

@@ -217,12 +217,15 @@ def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset
         result = run_ingest(home, file, trial, dataset, contract, progress)
     payload = result.to_json()
     if result.status == "unchanged":
-        text = (f"unchanged: {file.name} is already {trial}/{dataset} v{result.version} "
-                f"(log entry {result.log_index}); no new version")
+        text = (f"unchanged: {file.name} is already {trial}/{dataset} v{result.version}, the "
+                f"latest version (log entry {result.log_index}); no new version")
     else:
         text = (f"committed {trial}/{dataset} v{result.version}: {result.manifest['records']} "
                 f"records, root {result.manifest['root']}, log entry {result.log_index}\n"
                 f"report: {payload['reports']['html']}")
+        if "same_content_as" in result.manifest:
+            text += (f"\nsame bytes as v{result.manifest['same_content_as']}: "
+                     "a rollback, committed as a new version")
     _emit(as_json, payload, text)
 
 
@@ -240,9 +243,12 @@ def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> 
     rows = [{"version": i.version, "log_index": i.log_index, "records": i.manifest["records"],
              "root": i.manifest["root"], "source": i.manifest["source"]["name"],
              "source_sha256": i.manifest["source"]["sha256"],
-             "ingested_at": i.manifest["ingested_at"]} for i in infos]
+             "ingested_at": i.manifest["ingested_at"],
+             "same_content_as": i.manifest.get("same_content_as")} for i in infos]
     text = "\n".join(f"v{r['version']}  log {r['log_index']}  {r['records']} records  "
-                     f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}" for r in rows)
+                     f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}"
+                     + (f"  (same bytes as v{r['same_content_as']})"
+                        if r["same_content_as"] else "") for r in rows)
     _emit(as_json, {"trial": trial, "dataset": dataset, "versions": rows},
           text or f"{trial}/{dataset} has no committed version")
 
@@ -301,6 +307,10 @@ def prove(home_dir: Path | None, trial: str, dataset: str, version: int | None,
                f"v{proof.manifest['version']}, log size {proof.log_size}")
 
 
+#: `diff --values` shows old and new values for at most this many changed records.
+DIFF_VALUES_LIMIT = 20
+
+
 @cli.command()
 @home_option
 @json_option
@@ -312,8 +322,14 @@ def prove(home_dir: Path | None, trial: str, dataset: str, version: int | None,
               help="show at most this many changes (default: 50 as text, all as JSON)")
 @click.option("--proofs", "proofs_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="write a record proof for each side of every listed change")
+@click.option("--values", "show_values", is_flag=True,
+              help="show the old and new value of each changed column")
+@click.option("--values-limit", type=click.IntRange(min=0), default=DIFF_VALUES_LIMIT,
+              show_default=True, help="with --values: show values for at most this many "
+              "changed records")
 def diff(home_dir: Path | None, as_json: bool, trial: str, dataset: str, from_version: int,
-         to_version: int, limit: int | None, proofs_dir: Path | None) -> None:
+         to_version: int, limit: int | None, proofs_dir: Path | None, show_values: bool,
+         values_limit: int) -> None:
     """Records added, removed and changed between two versions, matched by primary key."""
     from pipeline.diff import diff_versions
     from pipeline.store import Store
@@ -321,12 +337,17 @@ def diff(home_dir: Path | None, as_json: bool, trial: str, dataset: str, from_ve
     home = _open_home(home_dir)
     result = diff_versions(Store(home.path, home.log()), trial, dataset, from_version,
                            to_version)
-    entries = result.entries(limit if limit is not None else (None if as_json else 50))
+    entries = result.entries(limit if limit is not None else (None if as_json else 50),
+                             values=values_limit if show_values else 0)
     if proofs_dir is not None:
         _write_diff_proofs(home, result, entries, proofs_dir)
     payload = {"trial": trial, "dataset": dataset, "from": result.from_version,
                "to": result.to_version, "key": list(result.key), **result.summary(),
                "changes": entries}
+    listed_changed = sum(1 for e in entries if e["change"] == "changed")
+    values_capped = show_values and listed_changed > values_limit
+    if show_values:
+        payload |= {"values_limit": values_limit, "values_capped": values_capped}
     lines = [f"{trial}/{dataset} v{result.from_version} -> v{result.to_version}: "
              f"{payload['added']} added, {payload['removed']} removed, "
              f"{payload['changed']} changed"]
@@ -334,10 +355,21 @@ def diff(home_dir: Path | None, as_json: bool, trial: str, dataset: str, from_ve
         key = ", ".join(f"{k}={v}" for k, v in e["key"].items())
         cols = f"  [{', '.join(e['columns'])}]" if e["change"] == "changed" else ""
         lines.append(f"  {e['change']:<8} {key}{cols}")
+        lines.extend(f"           {column}: {_shown(v['from'])} -> {_shown(v['to'])}"
+                     for column, v in e.get("values", {}).items())
     total = sum(result.summary().values())
     if len(entries) < total:
         lines.append(f"  ... {total - len(entries)} more (use --limit or --json)")
+    if values_capped:
+        lines.append(f"  values shown for the first {values_limit} of {listed_changed} changed "
+                     "records listed (use --values-limit)")
     _emit(as_json, payload, "\n".join(lines))
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """A value as JSON text (quoted, escaped), cut to ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
@@ -429,6 +461,12 @@ def _add_prereg_commands() -> None:
 
 
 _add_prereg_commands()
+
+
+from pipeline import cli_browse  # noqa: E402  (it builds on the helpers above)
+
+cli.add_command(cli_browse.trials)
+cli.add_command(cli_browse.datasets)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,8 +9,9 @@ only paths and hashes travel. :func:`ingest` runs all three in one process.
   quarantine with its report and nothing else changes.
 - **commit** writes the version's files into a staging directory, appends
   its manifest to the log in one transaction, then renames the directory
-  into place. A delivery whose sha256 is already committed for the dataset
-  makes no new version.
+  into place. A delivery whose sha256 is the dataset's latest version makes
+  no new version; the bytes of an earlier version make a new one (a rollback),
+  whose manifest names that version in ``same_content_as``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from anchoring.canonical import canonical_json
+from anchoring.canonical import SALT_SCHEME, canonical_json
 from anchoring.errors import DuplicateEntryError
 from anchoring.log import LogEntry
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
@@ -257,6 +258,28 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _latest_if_same_source(
+    store: Store, trial: str, dataset: str, sha256: str
+) -> VersionInfo | None:
+    """The dataset's latest version, if it committed a delivery with this sha256.
+
+    Only the latest counts: the bytes of an earlier version delivered again are a
+    rollback, and become a new version.
+    """
+    versions = store.versions(trial, dataset)
+    if versions and versions[-1].manifest["source"]["sha256"] == sha256:
+        return versions[-1]
+    return None
+
+
+class _VersionTaken(Exception):
+    """Another commit took the version number this one salted its records for."""
+
+
+def _next_version(previous: LogEntry | None) -> int:
+    return 1 if previous is None else (previous.key_seq or 0) + 1
+
+
 def commit(
     home: Home, validated: ValidatedDelivery, contract: Contract, progress: Progress = _quiet
 ) -> IngestResult:
@@ -265,10 +288,15 @@ def commit(
     store = store_for(home)
     store.recover()
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
-    existing = store.committed_source(trial, dataset, staged.sha256)
+    existing = _latest_if_same_source(store, trial, dataset, staged.sha256)
     if existing is not None:
         shutil.rmtree(validated.work_dir, ignore_errors=True)
         return IngestResult.unchanged(existing)
+    # Salts bind the version (DESIGN Formats 3), so the records are hashed for the
+    # number this commit expects; if another commit takes it first, hash again.
+    version = _next_version(store.log.latest_for_key(log_key(trial, dataset)))
+    earlier = store.committed_source(trial, dataset, staged.sha256)
+    same_content_as = None if earlier is None else earlier.version
 
     progress("canonicalize")
     table = validated.table
@@ -282,18 +310,26 @@ def commit(
                 table.schema,
                 contract,
                 leaf_chunks(
-                    table, contract, trial, dataset, home.trial_salt_key(trial), order=order
+                    table, contract, trial, dataset, home.trial_salt_key(trial),
+                    version=version, salt_scheme=SALT_SCHEME, order=order,
                 ),
             )
             step_done("records")
             progress("tree")
             tree = MerkleTree.from_subtree_levels(subtrees)
             progress("store")
-            result = _commit_in(staging, store, validated, contract, tree, progress)
+            result = _commit_in(
+                staging, store, validated, contract, tree, version, same_content_as, progress
+            )
+        except _VersionTaken:
+            shutil.rmtree(staging, ignore_errors=True)
+            result = None
         except BaseException:
             if not (staging / "manifest.json").exists():
                 shutil.rmtree(staging, ignore_errors=True)
             raise
+    if result is None:
+        return commit(home, validated, contract, progress)
     shutil.rmtree(validated.work_dir, ignore_errors=True)
     return result
 
@@ -331,6 +367,8 @@ def _commit_in(
     validated: ValidatedDelivery,
     contract: Contract,
     tree: MerkleTree,
+    version: int,
+    same_content_as: int | None,
     progress: Progress,
 ) -> IngestResult:
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
@@ -347,17 +385,20 @@ def _commit_in(
     progress("log")
     manifest: dict[str, Any] = {}
 
-    def same_source(earlier: LogEntry) -> bool:
-        return bool(json.loads(earlier.leaf_input)["source"]["sha256"] == staged.sha256)
-
     def build(previous: LogEntry | None) -> bytes:
         # Runs with the log's append lock held, so version numbers are race-free.
+        if previous is not None and (
+            json.loads(previous.leaf_input)["source"]["sha256"] == staged.sha256
+        ):
+            raise DuplicateEntryError(previous)  # a retry, or a race with the same delivery
+        if _next_version(previous) != version:
+            raise _VersionTaken
         manifest.update(
             {
                 "type": MANIFEST_TYPE,
                 "trial": trial,
                 "dataset": dataset,
-                "version": 1 if previous is None else (previous.key_seq or 0) + 1,
+                "version": version,
                 "contract": {"name": contract.name, "sha256": contract.sha256},
                 "source": {"name": staged.name, "sha256": staged.sha256, "bytes": staged.size},
                 "records": tree.size,
@@ -369,15 +410,18 @@ def _commit_in(
                     "report_html_sha256": report_html_sha256,
                 },
                 "ingested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "salt_scheme": SALT_SCHEME,
             }
         )
+        if same_content_as is not None:
+            manifest["same_content_as"] = same_content_as
         data = manifest_leaf_input(manifest)
         write_bytes_durably(staging / "manifest.json", data)
         step_done("manifest")
         return data
 
     try:
-        entry = store.log.append_keyed(log_key(trial, dataset), build, refuse=same_source)
+        entry = store.log.append_keyed(log_key(trial, dataset), build)
     except DuplicateEntryError as dup:
         shutil.rmtree(staging, ignore_errors=True)
         assert isinstance(dup.entry, LogEntry)
@@ -408,7 +452,7 @@ def ingest(
     store = store_for(home)
     if not home.read_only:
         store.recover()  # a version this delivery stranded by a crash is not "unchanged" yet
-    existing = store.committed_source(trial, dataset, staged.sha256)
+    existing = _latest_if_same_source(store, trial, dataset, staged.sha256)
     if existing is not None:
         return IngestResult.unchanged(existing)
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)

@@ -16,6 +16,7 @@ __all__ = [
     "canonical_records",
     "leaf_chunks",
     "leaf_order",
+    "record_digests",
     "record_values",
     "salt_messages",
     "sort_into_leaf_order",
@@ -33,8 +34,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anchoring.batch import RowPieces, node_levels, salted_leaf_hashes_many
-from anchoring.canonical import MAX_SAFE_INTEGER, canonical_json, format_number
+from anchoring.batch import RowPieces, node_levels, salted_leaf_hashes_many, sha256_many
+from anchoring.canonical import (
+    MAX_SAFE_INTEGER,
+    SALT_SCHEME,
+    canonical_json,
+    format_number,
+    salt_message_head,
+)
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
 
@@ -174,21 +181,41 @@ def canonical_records(table: pa.Table, contract: Contract) -> pa.Array:
     return _record_pieces(table, contract).joined()
 
 
+def record_digests(table: pa.Table, contract: Contract) -> bytes:
+    """SHA-256 of each row's canonical record bytes, concatenated (32 bytes per row).
+
+    Unsalted, so equal across versions exactly when the canonical bytes are: for
+    comparing versions, never for publishing (a digest of a low-entropy record can
+    be guessed; that is what salts are for).
+    """
+    return sha256_many(b"", _record_pieces(table, contract))
+
+
 def _salt_message_pieces(
-    table: pa.Table, contract: Contract, trial: str, dataset: str
+    table: pa.Table, contract: Contract, trial: str, dataset: str, version: int, scheme: str
 ) -> RowPieces:
     names = contract.primary_key or contract.field_names
-    head = canonical_json([trial, dataset])[:-1]
+    # The head's JSON text without its closing bracket: the key values follow it.
+    head = canonical_json(salt_message_head(scheme, trial, dataset, version))[:-1]
     values = [_value_json(_column(table, n), contract.field(n).type, n, ",") for n in names]
     return RowPieces((head, *values, b"]"))
 
 
-def salt_messages(table: pa.Table, contract: Contract, trial: str, dataset: str) -> pa.Array:
-    """JCS([trial, dataset, key values...]) per row (DESIGN Formats 3).
+def salt_messages(
+    table: pa.Table,
+    contract: Contract,
+    trial: str,
+    dataset: str,
+    *,
+    version: int,
+    scheme: str = SALT_SCHEME,
+) -> pa.Array:
+    """JCS([trial, dataset, version, key values...]) per row (DESIGN Formats 3), or the
+    message of another ``scheme`` (see :func:`anchoring.canonical.salt_message_head`).
 
     A contract without a primary key uses all its columns, in contract order.
     """
-    return _salt_message_pieces(table, contract, trial, dataset).joined()
+    return _salt_message_pieces(table, contract, trial, dataset, version, scheme).joined()
 
 
 def leaf_order(table: pa.Table, contract: Contract) -> pa.Array:
@@ -227,13 +254,19 @@ def _fixed(raw: bytes, width: int) -> pa.Array:
 
 
 def _leaf_chunk(
-    records: pa.Table, contract: Contract, trial: str, dataset: str, trial_salt_key: bytes
+    records: pa.Table,
+    contract: Contract,
+    trial: str,
+    dataset: str,
+    trial_salt_key: bytes,
+    version: int,
+    salt_scheme: str,
 ) -> LeafChunk:
     # One thread per chunk: chunks already run side by side (see leaf_chunks).
     # The salt messages and canonical records go to the hash in pieces, never joined.
     salts, leaf_hashes = salted_leaf_hashes_many(
         trial_salt_key,
-        _salt_message_pieces(records, contract, trial, dataset),
+        _salt_message_pieces(records, contract, trial, dataset, version, salt_scheme),
         _record_pieces(records, contract),
         threads=1,
     )
@@ -252,12 +285,14 @@ def leaf_chunks(
     dataset: str,
     trial_salt_key: bytes,
     *,
+    version: int,
+    salt_scheme: str = SALT_SCHEME,
     order: pa.Array | None = None,
     chunk_rows: int | None = None,
 ) -> Iterator[LeafChunk]:
     """Salts and leaf hashes of the rows of ``table`` taken in ``order`` (row indices in
     leaf order, see :func:`leaf_order`; default: the table is already in leaf order),
-    chunk by chunk, in order.
+    chunk by chunk, in order, for dataset version ``version`` under ``salt_scheme``.
 
     Chunks are computed on a thread pool (Arrow and DataFusion release the GIL),
     a few ahead of the consumer, so that the consumer's own work (writing the
@@ -279,7 +314,7 @@ def leaf_chunks(
     def work(lo: int) -> LeafChunk:
         # Each chunk gathers its own rows, so that the reordering runs on the pool too.
         rows = table.slice(lo, step) if order is None else table.take(order.slice(lo, step))
-        return _leaf_chunk(rows, contract, trial, dataset, trial_salt_key)
+        return _leaf_chunk(rows, contract, trial, dataset, trial_salt_key, version, salt_scheme)
 
     pending: deque[Future[LeafChunk]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:

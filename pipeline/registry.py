@@ -653,13 +653,21 @@ def _quarantined(home: Home, trial: str, dataset: str) -> dict[str, Path]:
     return found
 
 
+def _written_at(path: Path) -> str:
+    """When a file was last written, as a manifest's ``ingested_at`` is (RFC 3339, UTC,
+    seconds), so that the two compare as text."""
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def new_deliveries(home: Home, entry: RegistryEntry,
                    limit: int = MAX_PER_RUN) -> list[dict[str, Any]]:
     """The deliveries not yet seen for this dataset, as ``{path, name, sha256, size}``,
     at most ``limit`` of them (in name order; the rest wait for the next run).
 
-    Skipped, with a log line each: a file whose sha256 is already a committed
-    version of the dataset; one already rejected into quarantine (deliver a
+    Skipped, with a log line each: a file with the bytes of the dataset's latest
+    version, or of an earlier version unless the file was written after the latest
+    version was committed (that is a rollback, and new; a remote file has no such
+    time here, so it is skipped); one already rejected into quarantine (deliver a
     corrected file, or remove its quarantine folder to try it again); and a
     second file with the same bytes as another in this batch.
     """
@@ -667,15 +675,17 @@ def new_deliveries(home: Home, entry: RegistryEntry,
     from pipeline.store import Store
 
     store = Store(home.path, home.log())
-    committed = {info.manifest.get("source", {}).get("sha256"): info.version
-                 for info in store.versions(entry.trial, entry.dataset)}
+    versions = store.versions(entry.trial, entry.dataset)
+    committed = {info.manifest["source"]["sha256"]: info.version for info in versions}
+    latest_at = versions[-1].manifest["ingested_at"] if versions else ""
     quarantined = _quarantined(home, entry.trial, entry.dataset)
     fresh: list[dict[str, Any]] = []
     batch: set[str] = set()
     for location in list_deliveries(entry):
         sha, size = _hash_remote(location) if entry.remote else sha256_file(Path(location))
         name = location.rsplit("/", 1)[-1]
-        if sha in committed:
+        if sha in committed and (committed[sha] == versions[-1].version or entry.remote
+                                 or _written_at(Path(location)) <= latest_at):
             log.info("skip %s: already committed as %s/%s v%s", name, entry.trial,
                      entry.dataset, committed[sha])
         elif sha[:12] in quarantined:

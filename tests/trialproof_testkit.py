@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anchoring.bundle import RecordProof, build_record_proof
-from anchoring.canonical import canonical_json, leaf_input, record_salt
+from anchoring.canonical import SALT_SCHEME, canonical_json, leaf_input, record_salt
 from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.merkle.tree import MerkleTree
@@ -69,7 +69,11 @@ def build_dataset(
 ) -> BuiltDataset:
     """Commit one dataset version by hand: salted canonical leaves, tree, manifest, log entry."""
     records = sample_records(rows)
-    salts = [record_salt(salt_key, trial, dataset, [r["USUBJID"]]) for r in records]
+    latest = log.latest_for_key(f"{trial}/{dataset}")
+    version = 1 if latest is None else (latest.key_seq or 0) + 1
+    salts = [
+        record_salt(salt_key, trial, dataset, [r["USUBJID"]], version=version) for r in records
+    ]
     tree = MerkleTree.from_leaf_inputs(
         [leaf_input(s, canonical_json(r)) for s, r in zip(salts, records, strict=True)]
     )
@@ -81,7 +85,7 @@ def build_dataset(
                 "type": MANIFEST_TYPE,
                 "trial": trial,
                 "dataset": dataset,
-                "version": 1 if previous is None else previous.key_seq + 1,
+                "version": version,
                 "contract": {"name": dataset, "sha256": _sha("contract")},
                 "source": {"name": f"{dataset}.csv", "sha256": _sha(f"source{rows}"), "bytes": 100},
                 "records": rows,
@@ -89,6 +93,7 @@ def build_dataset(
                 "previous": None if previous is None else previous.leaf_hash.hex(),
                 "validation": {"success": True, "report_sha256": _sha("report")},
                 "ingested_at": "2026-11-29T12:00:00Z",
+                "salt_scheme": SALT_SCHEME,
             }
         )
         return manifest_leaf_input(manifest)

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from anchoring.canonical import (
     MAX_SAFE_INTEGER,
+    SALT_SCHEME_V1,
+    SALT_SCHEME_V2,
     canonical_json,
     canonical_value,
     derive_trial_salt_key,
@@ -302,27 +304,49 @@ KEY = hashlib.sha256(b"test trial salt key").digest()
 
 
 def test_record_salt_is_the_specified_hmac() -> None:
-    """salt = HMAC-SHA256(key, JCS([trial, dataset, key values...])), computed independently."""
-    message = rfc8785.dumps(["TRIAL-1", "dm", "S-001", 3])
-    assert (
-        record_salt(KEY, "TRIAL-1", "dm", ["S-001", 3]) == hmac.new(KEY, message, "sha256").digest()
+    """salt = HMAC-SHA256(key, JCS([trial, dataset, version, key values...])), computed
+    independently; the v1 scheme, for versions committed before, leaves the version out."""
+    message = rfc8785.dumps(["TRIAL-1", "dm", 4, "S-001", 3])
+    expected = hmac.new(KEY, message, "sha256").digest()
+    assert record_salt(KEY, "TRIAL-1", "dm", ["S-001", 3], version=4) == expected
+    assert record_salt(KEY, "TRIAL-1", "dm", ["S-001", 3], version=4, scheme=SALT_SCHEME_V2) == (
+        expected
     )
+    v1_message = rfc8785.dumps(["TRIAL-1", "dm", "S-001", 3])
+    assert record_salt(KEY, "TRIAL-1", "dm", ["S-001", 3], version=4, scheme=SALT_SCHEME_V1) == (
+        hmac.new(KEY, v1_message, "sha256").digest()
+    )
+
+
+def test_record_salt_binds_the_version() -> None:
+    """A record's salt in one version is not its salt in another (DESIGN Formats 3), and
+    the version cannot be confused with a key value."""
+    salts = {record_salt(KEY, "T1", "dm", ["S-001"], version=v) for v in range(1, 50)}
+    assert len(salts) == 49
+    assert record_salt(KEY, "T1", "dm", [2], version=1) != record_salt(
+        KEY, "T1", "dm", [1], version=2
+    )
+    assert record_salt(KEY, "T1", "dm", ["S-001"], version=1, scheme=SALT_SCHEME_V1) == (
+        record_salt(KEY, "T1", "dm", ["S-001"], version=2, scheme=SALT_SCHEME_V1)
+    )
+    with pytest.raises(CanonicalizationError, match="unknown salt scheme"):
+        record_salt(KEY, "T1", "dm", ["S-001"], version=1, scheme="trialproof/salt/v0")
 
 
 def test_record_salt_is_deterministic_and_separates_inputs() -> None:
     """Same inputs, same 32-byte salt (idempotent re-ingest); any change gives another salt,
     including shifts that a plain concatenation would confuse."""
-    base = record_salt(KEY, "T1", "dm", ["S-001"])
+    base = record_salt(KEY, "T1", "dm", ["S-001"], version=1)
     assert len(base) == 32
-    assert base == record_salt(KEY, "T1", "dm", ["S-001"])
+    assert base == record_salt(KEY, "T1", "dm", ["S-001"], version=1)
     others = [
-        record_salt(KEY, "T2", "dm", ["S-001"]),
-        record_salt(KEY, "T1", "ae", ["S-001"]),
-        record_salt(KEY, "T1", "dm", ["S-002"]),
-        record_salt(KEY, "T1", "dm", ["S-001", 1]),
-        record_salt(KEY, "T1d", "m", ["S-001"]),
-        record_salt(KEY, "T1", "dmS-001", []),
-        record_salt(hashlib.sha256(b"another key").digest(), "T1", "dm", ["S-001"]),
+        record_salt(KEY, "T2", "dm", ["S-001"], version=1),
+        record_salt(KEY, "T1", "ae", ["S-001"], version=1),
+        record_salt(KEY, "T1", "dm", ["S-002"], version=1),
+        record_salt(KEY, "T1", "dm", ["S-001", 1], version=1),
+        record_salt(KEY, "T1d", "m", ["S-001"], version=1),
+        record_salt(KEY, "T1", "dmS-001", [], version=1),
+        record_salt(hashlib.sha256(b"another key").digest(), "T1", "dm", ["S-001"], version=1),
     ]
     assert len({base, *others}) == len(others) + 1
 
@@ -339,7 +363,7 @@ def test_derive_trial_salt_key() -> None:
 
 def test_leaf_input_requires_a_32_byte_salt() -> None:
     """leaf_input = salt || canonical bytes, and only with a 32-byte salt."""
-    salt = record_salt(KEY, "T1", "dm", ["S-001"])
+    salt = record_salt(KEY, "T1", "dm", ["S-001"], version=1)
     body = canonical_json({"a": 1})
     assert leaf_input(salt, body) == salt + body
     for bad in (b"", b"\x00" * 31, b"\x00" * 33, salt + salt):

@@ -88,12 +88,17 @@ def test_commit_redeliver_and_prove(home: Home, contract_path: Path, tmp_path: P
     assert (again.status, again.version) == ("unchanged", 1)
     assert home.log().size() == 1
 
-    # The same data in another format under the same contract: a new version, the same root.
+    # The same data in another format under the same contract: a new version with the
+    # same canonical records, under another root (salts bind the version).
     shuffled = table.take(list(reversed(range(table.num_rows))))
     pq.write_table(shuffled, tmp_path / "lb1.parquet")
     second = ingest(home, tmp_path / "lb1.parquet", "T1", "lb", contract)
     assert second.version == 2
-    assert second.manifest["root"] == first.manifest["root"]
+    assert second.manifest["root"] != first.manifest["root"]
+    from pipeline.diff import diff_versions
+
+    unchanged = diff_versions(Store(home.path, home.log()), "T1", "lb", 1, 2)
+    assert unchanged.summary() == {"added": 0, "removed": 0, "changed": 0}
     assert second.manifest["previous"] == home.log().entry(0).leaf_hash.hex()
 
     stored = pq.read_table(second.version_dir / "records.parquet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import subprocess
 import sys
@@ -13,12 +14,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
+from anchoring.canonical import (
+    SALT_SCHEME_V1,
+    SALT_SCHEME_V2,
+    canonical_json,
+    canonical_value,
+    leaf_input,
+    record_salt,
+)
 from anchoring.errors import CanonicalizationError
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import parse_contract
-from pipeline.records import canonical_records, leaf_chunks, salt_messages, sort_into_leaf_order
+from pipeline.records import (
+    canonical_records,
+    leaf_chunks,
+    record_digests,
+    salt_messages,
+    sort_into_leaf_order,
+)
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -133,7 +147,8 @@ def test_repetitive_columns_take_the_dictionary_path_and_still_agree() -> None:
     assert got == [_per_row(table, contract, row) for row in range(n)]
 
 
-def test_salts_and_leaf_inputs_match_anchoring() -> None:
+@pytest.mark.parametrize("scheme", [SALT_SCHEME_V2, SALT_SCHEME_V1])
+def test_salts_and_leaf_inputs_match_anchoring(scheme: str) -> None:
     contract = parse_contract(
         {
             "name": "dm",
@@ -149,22 +164,41 @@ def test_salts_and_leaf_inputs_match_anchoring() -> None:
         {"USUBJID": ["01-701-1015", "01-701-1023"], "VISITNUM": [1.0, 2.5], "AGE": [63, None]}
     )
     key = b"s" * 32
-    (chunk,) = leaf_chunks(table, contract, "CDISCPILOT01", "dm", key)
+    (chunk,) = leaf_chunks(
+        table, contract, "CDISCPILOT01", "dm", key, version=3, salt_scheme=scheme
+    )
     assert chunk.records.equals(table)
     for row in range(2):
         values = [table.column("USUBJID")[row].as_py(), table.column("VISITNUM")[row].as_py()]
-        salt = record_salt(key, "CDISCPILOT01", "dm", values)
+        salt = record_salt(key, "CDISCPILOT01", "dm", values, version=3, scheme=scheme)
         assert chunk.salts[row].as_py() == salt
         data = leaf_input(salt, _per_row(table, contract, row))
         assert chunk.leaf_hashes[32 * row : 32 * row + 32] == leaf_hash(data)
-    assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","01-701-1015",1]'
+    message = salt_messages(table, contract, "T", "D", version=3, scheme=scheme)[0].as_py()
+    assert message == {
+        SALT_SCHEME_V2: b'["T","D",3,"01-701-1015",1]',
+        SALT_SCHEME_V1: b'["T","D","01-701-1015",1]',
+    }[scheme]
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 1024, 4096, 8192, 16_384])
-def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | None) -> None:
+@pytest.mark.parametrize(
+    ("chunk_rows", "scheme"),
+    [
+        (None, SALT_SCHEME_V2),
+        (1024, SALT_SCHEME_V2),
+        (4096, SALT_SCHEME_V2),
+        (8192, SALT_SCHEME_V1),
+        (16_384, SALT_SCHEME_V2),
+        (16_384, SALT_SCHEME_V1),
+    ],
+)
+def test_leaf_chunks_match_the_per_row_definition_however_cut(
+    chunk_rows: int | None, scheme: str
+) -> None:
     """Below and past the vectorized threshold, cut into chunks of any power-of-two size,
-    every salt and leaf hash is the one the per-row definition (DESIGN Formats 3-4)
-    gives, in order, and the chunks' subtree levels join into the whole tree."""
+    under either salt scheme, every salt and leaf hash is the one the per-row definition
+    (DESIGN Formats 3-4) gives, in order, and the chunks' subtree levels join into the
+    whole tree."""
     contract = parse_contract(
         {
             "name": "lb",
@@ -185,7 +219,11 @@ def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | 
         }
     )
     key = b"k" * 32
-    chunks = list(leaf_chunks(table, contract, "T", "lb", key, chunk_rows=chunk_rows))
+    chunks = list(
+        leaf_chunks(
+            table, contract, "T", "lb", key, version=12, salt_scheme=scheme, chunk_rows=chunk_rows
+        )
+    )
     if chunk_rows is not None:
         assert len(chunks) == -(-n // chunk_rows)
     assert pa.concat_tables(c.records for c in chunks).equals(table)
@@ -193,7 +231,7 @@ def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | 
     leaf_hashes = b"".join(c.leaf_hashes for c in chunks)
     for row in (0, 1, 4095, 4096, 5000, n - 1):
         values = [table.column("USUBJID")[row].as_py(), table.column("LBSEQ")[row].as_py()]
-        salt = record_salt(key, "T", "lb", values)
+        salt = record_salt(key, "T", "lb", values, version=12, scheme=scheme)
         assert salts[row] == salt
         data = leaf_input(salt, _per_row(table, contract, row))
         assert leaf_hashes[32 * row : 32 * row + 32] == leaf_hash(data)
@@ -209,7 +247,11 @@ def test_leaf_chunks_match_the_per_row_definition_however_cut(chunk_rows: int | 
 def test_leaf_chunks_refuse_a_cut_that_is_not_a_power_of_two() -> None:
     contract = parse_contract({"name": "x", "fields": [{"name": "a", "type": "integer"}]})
     with pytest.raises(ValueError, match="power of two"):
-        list(leaf_chunks(pa.table({"a": [1, 2, 3]}), contract, "T", "x", b"k" * 32, chunk_rows=3))
+        list(
+            leaf_chunks(
+                pa.table({"a": [1, 2, 3]}), contract, "T", "x", b"k" * 32, version=1, chunk_rows=3
+            )
+        )
 
 
 def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> None:
@@ -220,7 +262,7 @@ def test_contract_without_key_salts_over_all_columns_and_orders_by_bytes() -> No
     ordered = sort_into_leaf_order(table, contract)
     records = canonical_records(ordered, contract).to_pylist()
     assert records == sorted(records)
-    assert salt_messages(table, contract, "T", "D")[0].as_py() == b'["T","D","z",1]'
+    assert salt_messages(table, contract, "T", "D", version=2)[0].as_py() == b'["T","D",2,"z",1]'
 
 
 def test_leaf_order_is_by_typed_key_not_file_order() -> None:
@@ -267,3 +309,46 @@ def test_importing_changes_no_process_state_and_ingest_chooses_the_pool() -> Non
     assert before != "system"  # Arrow's own default (mimalloc or jemalloc)
     assert after_import == before
     assert chosen == "system"
+
+
+@pytest.mark.parametrize("n", [5, 5000])
+def test_salts_differ_per_version_and_only_by_the_version(n: int) -> None:
+    """A record's v2-scheme salt in one version is not its salt in another (so a proof's
+    salt opens no other version's leaf), on the plain and the vectorized path; the
+    v1 scheme gives one salt for every version."""
+    contract = parse_contract(
+        {"name": "x", "fields": [{"name": "k", "type": "integer"}], "primaryKey": ["k"]}
+    )
+    table = pa.table({"k": list(range(n))})
+
+    def salts(version: int, scheme: str = SALT_SCHEME_V2) -> list[bytes]:
+        chunks = leaf_chunks(table, contract, "T", "x", b"k" * 32, version=version,
+                             salt_scheme=scheme)
+        return pa.concat_arrays([c.salts for c in chunks]).to_pylist()
+
+    v1, v2 = salts(1), salts(2)
+    assert not set(v1) & set(v2)
+    assert salts(1, SALT_SCHEME_V1) == salts(2, SALT_SCHEME_V1)
+    assert v2[n - 1] == record_salt(b"k" * 32, "T", "x", [n - 1], version=2)
+
+
+def test_an_unknown_salt_scheme_is_refused() -> None:
+    contract = parse_contract({"name": "x", "fields": [{"name": "a", "type": "integer"}]})
+    with pytest.raises(CanonicalizationError, match="unknown salt scheme"):
+        salt_messages(pa.table({"a": [1]}), contract, "T", "x", version=1, scheme="nope/v9")
+    with pytest.raises(CanonicalizationError, match="unknown salt scheme"):
+        record_salt(b"k" * 32, "T", "x", [1], version=1, scheme="nope/v9")
+
+
+@pytest.mark.parametrize("n", [3, 3000])
+def test_record_digests_are_sha256_of_the_canonical_bytes(n: int) -> None:
+    contract = parse_contract(
+        {"name": "x", "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": "number"}]}
+    )
+    table = pa.table({"a": [f"v{i}" if i % 4 else None for i in range(n)],
+                      "b": [i / 3 for i in range(n)]})
+    digests = record_digests(table, contract)
+    expected = b"".join(
+        hashlib.sha256(_per_row(table, contract, row)).digest() for row in range(n)
+    )
+    assert digests == expected
