@@ -307,7 +307,11 @@ def test_fsspec_urls_are_listed_hashed_and_downloaded(site: Path, home: Home) ->
     fs = fsspec.filesystem("memory")
     fs.pipe("/tp-test/lb/remote.csv", local.read_bytes())
     fs.pipe("/tp-test/lb/skip.tmp", b"partial")
-    (entry,), problems = load_registry(write(site, [good(deliveries="memory://tp-test/lb/")]))
+    registry = write(site, [good(deliveries="memory://tp-test/lb/")])
+    _, (refused,) = load_registry(registry, home.path)  # no protocol is allowed by default
+    assert refused.field == "deliveries" and "'memory' is not allowed" in refused.message
+    allow(home, protocols=["memory"])
+    (entry,), problems = load_registry(registry, home.path)
     assert problems == [] and entry.remote
     try:
         (delivery,) = new_deliveries(home, entry)
@@ -321,6 +325,13 @@ def test_fsspec_urls_are_listed_hashed_and_downloaded(site: Path, home: Home) ->
         assert new_deliveries(home, entry) == []
     finally:
         fs.rm("/tp-test", recursive=True)
+
+
+def allow(home: Home, **deliveries: Any) -> None:
+    """Set the deployment's delivery allow-list in the home's config.json."""
+    config = json.loads((home.path / "config.json").read_text())
+    config["deliveries"] = deliveries
+    (home.path / "config.json").write_text(json.dumps(config))
 
 
 class _TI:
