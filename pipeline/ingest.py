@@ -163,7 +163,8 @@ def refuse_unsafe_delivery(home: Home, source: Path) -> None:
     absolute = Path(os.path.abspath(source))
     link = symlinked_component(absolute)
     if link is not None:
-        raise ReadError(f"{source}: refused: {link} is a symbolic link; deliver the file itself")
+        what = "it" if link == absolute else str(link)
+        raise ReadError(f"{source}: refused: {what} is a symbolic link; deliver the file itself")
     home_path = Path(os.path.abspath(home.path))
     inside = home_path if is_within(absolute, home_path) or is_within(
         absolute, home_path.resolve()) else enclosing_home(absolute.parent)
