@@ -508,7 +508,9 @@ def _dataset_json_columns(path: Path, doc: Any) -> list[str]:
     if version is None:
         raise ReadError(f"{path}: not Dataset-JSON 1.1 (no datasetJSONVersion)")
     if not isinstance(version, str) or not re.match(r"^1\.1(\.|$)", version):
-        raise ReadError(f"{path}: unsupported Dataset-JSON version {version!r} "
+        shown = quote_name(version)
+        shown = f"'{shown}'" if shown == version else shown  # a plain version, as it was
+        raise ReadError(f"{path}: unsupported Dataset-JSON version {shown} "
                         f"(this reader reads 1.1.x)")
     columns = doc.get("columns")
     if columns is None:
@@ -522,7 +524,8 @@ def _dataset_json_columns(path: Path, doc: Any) -> list[str]:
 def _check_records(path: Path, doc: dict[str, Any], rows: int) -> None:
     records = doc.get("records")
     if records is not None and records != rows:
-        raise ReadError(f"{path}: Dataset-JSON says records={records} but holds {rows} rows "
+        said = records if isinstance(records, int) else quote_name(records)
+        raise ReadError(f"{path}: Dataset-JSON says records={said} but holds {rows} rows "
                         f"(truncated or edited?)")
 
 

@@ -328,15 +328,18 @@ class DeliveryPolicy:
         settings = config.get("deliveries") if isinstance(config, dict) else None
         if settings is None:
             return cls(home)
-        folders, protocols = (settings.get(k) if isinstance(settings, dict) else 0
-                              for k in ("folders", "protocols"))
-        for name, value in (("folders", folders), ("protocols", protocols)):
+        if not isinstance(settings, dict):
+            raise RegistryFileError(f"{home / 'config.json'}: deliveries must be an object "
+                                    'with "folders" and "protocols" lists')
+        lists: dict[str, tuple[str, ...] | None] = {}
+        for name in ("folders", "protocols"):
+            value = settings.get(name)
             if value is not None and (not isinstance(value, list) or not all(
                     isinstance(v, str) and v for v in value)):
                 raise RegistryFileError(f"{home / 'config.json'}: deliveries.{name} must be a "
                                         "list of strings")
-        return cls(home, None if folders is None else tuple(folders),
-                   tuple(p.lower() for p in protocols or ()))
+            lists[name] = None if value is None else tuple(value)
+        return cls(home, lists["folders"], tuple(p.lower() for p in lists["protocols"] or ()))
 
     def check_local(self, pattern: str) -> None:
         """ValueError unless the local glob ``pattern`` (absolute, normalized) is allowed."""
@@ -426,14 +429,14 @@ def check_deliveries(value: object, base: Path, policy: DeliveryPolicy | None = 
     if not path.is_absolute():
         path = base / path
     pattern = os.path.normpath(path)
+    (policy or DeliveryPolicy()).check_local(pattern)
     if not _GLOB_MAGIC.search(pattern):
         if not Path(pattern).is_dir():
             raise ValueError(f"delivery folder {pattern} does not exist")
-        pattern = os.path.join(pattern, "*")
+        return os.path.join(pattern, "*")
     folder = _glob_base(pattern)
     if not Path(folder).is_dir():
         raise ValueError(f"delivery folder {folder} does not exist")
-    (policy or DeliveryPolicy()).check_local(pattern)
     return pattern
 
 
@@ -647,15 +650,16 @@ class _StrictLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.MarkedYAMLError(problem="anchors and aliases (& and *) are not allowed",
-                                       problem_mark=event.start_mark)
+                                       problem_mark=mark)
         if isinstance(event, yaml.CollectionStartEvent):
             self._depth += 1
             if self._depth > MAX_REGISTRY_DEPTH:
                 raise yaml.MarkedYAMLError(problem=f"nested more than {MAX_REGISTRY_DEPTH} "
-                                                   "levels deep", problem_mark=event.start_mark)
+                                                   "levels deep", problem_mark=mark)
         try:
             return super().compose_node(parent, index)
         finally:
@@ -664,6 +668,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[str] = set()
+        key_node: Any
         for key_node, _value in node.value:
             if isinstance(key_node, yaml.ScalarNode):
                 if key_node.value in seen:
