@@ -287,9 +287,10 @@ def _glob_base(pattern: str) -> str:
 
 
 #: Folders a delivery location may never be in, whatever the deployment allows.
-SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root",
-                  "/run", "/sbin", "/sys", "/usr", "/var/lib", "/var/log", "/var/run",
-                  "/var/spool")
+FORBIDDEN_FOLDERS = ("/boot", "/dev", "/etc", "/proc", "/root", "/sys")
+#: Folders a delivery location is not in either, unless the deployment lists them.
+SYSTEM_FOLDERS = (*FORBIDDEN_FOLDERS, "/bin", "/lib", "/lib32", "/lib64", "/run", "/sbin", "/usr",
+                  "/var/lib", "/var/log", "/var/run", "/var/spool")
 #: fsspec protocols that reach this machine's own files or chain others: never a delivery URL.
 _LOCAL_PROTOCOLS = ("file", "local", "blockcache", "filecache", "simplecache", "cached",
                     "reference", "dir")
@@ -305,6 +306,7 @@ class DeliveryPolicy:
 
     ``folders``: the local base folders (and URL prefixes) a location must lie in;
     absent, any local folder outside the home, system folders and hidden folders.
+    :data:`FORBIDDEN_FOLDERS` (``/etc``, ``/proc`` ...) are refused in any case.
     ``protocols``: the fsspec protocols allowed for URLs; absent, none. A location in or
     above a trialproof home is never allowed.
     """
@@ -358,7 +360,8 @@ class DeliveryPolicy:
                 if is_within(home, folder) or is_within(home, real):
                     raise ValueError(f"{pattern} would reach into the trialproof home {home}; "
                                      "choose a folder that does not contain it")
-        system = next((f for f in SYSTEM_FOLDERS if is_within(real, Path(f))), None)
+        refused = SYSTEM_FOLDERS if self.folders is None else FORBIDDEN_FOLDERS
+        system = next((f for f in refused if is_within(real, Path(f))), None)
         if system is not None or real == Path(real.anchor):
             raise ValueError(f"{pattern} is in the system folder {system or real.anchor}; "
                              "deliveries come from a folder of their own")

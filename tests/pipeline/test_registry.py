@@ -417,6 +417,12 @@ def test_the_deployment_allow_list(site: Path, tmp_path_factory: pytest.TempPath
         site, [good(deliveries="memory://other/x/*")]), home.path)[1][0].message
     assert load_registry(write(site, [good(deliveries="memory://drops/trialproof/lb/*")]),
                          home.path)[1] == []
+    allow(home, folders=["/etc", "/usr"])
+    (usr,), (etc,) = load_registry(write(site, [good(deliveries="/etc/*"),
+                                                good(dataset="b", deliveries="/usr/share/*")]),
+                                   home.path)
+    assert "system folder /etc" in etc.message  # never, even when listed
+    assert usr.dataset == "b"  # listed by the deployment: allowed
     (site / "home" / "config.json").write_text('{"deliveries": {"protocols": "s3"}}')
     with pytest.raises(RegistryFileError, match=r"deliveries\.protocols must be a list"):
         load_registry(registry, home.path)
