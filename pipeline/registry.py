@@ -418,13 +418,13 @@ def check_deliveries(value: object, base: Path, policy: DeliveryPolicy | None = 
 
         if protocol not in fsspec.available_protocols():
             raise ValueError(f"unknown storage protocol {protocol!r} in {text!r}")
+        if not _GLOB_MAGIC.search(text):
+            text = text.rstrip("/") + "/*"
+        (policy or DeliveryPolicy()).check_remote(text)  # before importing the protocol's code
         try:
             get_filesystem_class(protocol)
         except ImportError as exc:
             raise ValueError(f"{text!r}: {exc}") from None
-        if not _GLOB_MAGIC.search(text):
-            text = text.rstrip("/") + "/*"
-        (policy or DeliveryPolicy()).check_remote(text)
         return text
     if text.startswith("file://"):
         text = text[len("file://"):]
