@@ -386,3 +386,25 @@ def test_stage_errors_name_the_file(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.csv")
     with pytest.raises(ReadError, match="not a regular file"):
         stage(home, tmp_path / "pipe.csv")
+
+
+def test_a_failed_durable_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from pipeline.fsutil import write_bytes_durably
+
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        from pipeline.fsutil import write_bytes_durably
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        try:
+            write_bytes_durably(Path({str(tmp_path / "report.json")!r}), b"x" * 5000)
+        except OSError as exc:
+            print(exc.strerror)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert "File too large" in done.stdout
+    assert list(tmp_path.iterdir()) == []
+    write_bytes_durably(tmp_path / "report.json", b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
