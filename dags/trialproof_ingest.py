@@ -88,10 +88,14 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
 
         @task(map_index_template=LABEL)
         def stage(delivery: dict[str, Any]) -> dict[str, Any]:
-            from pipeline.registry import stage_delivery
+            from pipeline.errors import ReadError
+            from pipeline.registry import RegistryFileError, stage_delivery
 
             _label(delivery["name"])
-            return stage_delivery(_home(), delivery)
+            try:
+                return stage_delivery(_home(), delivery)
+            except (ReadError, RegistryFileError) as exc:  # a refused delivery stays refused
+                raise AirflowFailException(str(exc)) from None
 
         @task(map_index_template=LABEL)
         def validate(staged: dict[str, Any]) -> dict[str, Any]:

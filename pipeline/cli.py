@@ -436,11 +436,12 @@ def registry() -> None:
               default=None,
               help="registry file (default: $TRIALPROOF_REGISTRY, then ./registry/sponsors.yaml)")
 @json_option
-def registry_check(registry_path: Path | None, as_json: bool) -> None:
+@home_option
+def registry_check(registry_path: Path | None, as_json: bool, home_dir: Path | None) -> None:
     """Check every entry of the registry. Exit 0 when all are valid, 2 listing each bad one."""
     from pipeline.registry import read_registry
 
-    checked = read_registry(registry_path)
+    checked = read_registry(registry_path, home_dir)
     lines = [f"{checked.path}: {len(checked.entries)} valid entr"
              f"{'y' if len(checked.entries) == 1 else 'ies'}, {len(checked.problems)} problem(s)",
              *(f"  ok    {e.dag_id}  ({e.schedule}; {e.deliveries})" for e in checked.entries),

@@ -9,7 +9,9 @@ primary key. trialproof reads these Table Schema properties:
 - ``missingValues`` (strings read as missing in text formats; default ``[""]``);
 - ``trialproof.unknownColumns``: ``"error"`` (default) or ``"drop"`` for columns a delivery
   has that the contract does not;
-- ``trialproof.expectations``: an extra Great Expectations suite (JSON), relative to the contract.
+- ``trialproof.expectations``: an extra Great Expectations suite (JSON), relative to the contract;
+- ``trialproof.allowEmpty``: ``true`` to accept a delivery with no rows (default ``false``:
+  a header-only delivery is refused).
 
 The contract's identity in a manifest is its name and the SHA-256 of its RFC 8785 bytes.
 """
@@ -76,6 +78,7 @@ class Contract:
     descriptor: Mapping[str, Any]
     sha256: str
     path: Path | None = None
+    allow_empty: bool = False
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -176,6 +179,9 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
     unknown_columns = options.get("unknownColumns", "error")
     if unknown_columns not in ("error", "drop"):
         raise _where(source, 'trialproof.unknownColumns must be "error" or "drop"')
+    allow_empty = options.get("allowEmpty", False)
+    if not isinstance(allow_empty, bool):
+        raise _where(source, "trialproof.allowEmpty must be true or false")
     expectations = options.get("expectations")
     suite_path: Path | None = None
     if expectations is not None:
@@ -198,6 +204,7 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
         expectations=suite_path,
         descriptor=descriptor,
         sha256=digest,
+        allow_empty=allow_empty,
     )
 
 

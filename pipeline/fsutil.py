@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-__all__ = ["fsync_dir", "sha256_file", "write_bytes_durably", "write_text_durably"]
+__all__ = [
+    "fsync_dir",
+    "is_within",
+    "remove_stale_temp_files",
+    "sha256_file",
+    "symlinked_component",
+    "write_bytes_durably",
+    "write_text_durably",
+]
 
+import fcntl
 import hashlib
 import os
+import re
+import shutil
+import time
 from pathlib import Path
+
+#: A temporary file or folder this old, whose writer holds no lock on it, was left by a crash.
+STALE_AFTER_SECONDS = 60.0
+# ".<name>.<pid>.tmp": the pid of the process that writes it.
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
 def fsync_dir(path: Path) -> None:
@@ -20,11 +37,15 @@ def fsync_dir(path: Path) -> None:
 
 def write_bytes_durably(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, say: leave no temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
@@ -41,3 +62,79 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or below it (both taken as they are: resolve first)."""
+    return path == folder or folder in path.parents
+
+
+def symlinked_component(path: Path) -> Path | None:
+    """The first component of the absolute ``path`` that is a symbolic link, or None."""
+    current = Path(path.anchor)
+    for part in path.parts[1:]:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _unlocked(path: Path) -> bool:
+    """Nobody holds an ``flock`` on ``path`` (a writer keeps one while it writes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the ``.<name>.<pid>.tmp`` files and folders in ``folder`` that a crashed or
+    killed writer left behind; return them.
+
+    A writer holds an ``flock`` on its temporary file, which the kernel drops when it dies:
+    a locked file is never touched. An unlocked one goes when its process is gone, or,
+    since the pid may belong to another host sharing the folder, when it is old. A
+    temporary folder holds no lock: it goes when it is old.
+    """
+    removed: list[Path] = []
+    try:
+        candidates = [entry for entry in os.scandir(folder) if _TEMP_NAME.match(entry.name)]
+    except FileNotFoundError:
+        return removed
+    for entry in candidates:
+        path = Path(entry.path)
+        match = _TEMP_NAME.match(entry.name)
+        assert match is not None
+        try:
+            age = time.time() - path.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if _pid_alive(int(match.group(1))) and age < STALE_AFTER_SECONDS:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if age < STALE_AFTER_SECONDS:  # folders hold no lock: only age tells
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+        elif _unlocked(path):
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path)
+    return removed

@@ -7,7 +7,10 @@ Layout::
     <home>/keys/salt.key    the master salt key (mode 0600); per-trial keys derive from it
     <home>/log.db           the SQLite log, unless a PostgreSQL URL is configured
 
-Key material never appears in output, logs or error messages.
+Key material never appears in output, logs or error messages. Every file and folder a
+process creates once it has opened a home is readable by its owner only (umask 077),
+unless ``config.json`` says ``"permissions": "group"`` (group may read: umask 027).
+The keys stay owner-only in any case.
 
 Opening a home refuses one whose log is missing or empty while the home shows
 that it had entries (committed versions, anchors, an audit checkpoint): a new
@@ -20,7 +23,15 @@ written.
 
 from __future__ import annotations
 
-__all__ = ["AUDIT_CHECKPOINT", "DEFAULT_HOME", "Home", "resolve_home"]
+__all__ = [
+    "AUDIT_CHECKPOINT",
+    "DEFAULT_HOME",
+    "PERMISSIONS",
+    "Home",
+    "enclosing_home",
+    "file_mode",
+    "resolve_home",
+]
 
 import json
 import os
@@ -43,12 +54,40 @@ _CONFIG = "config.json"
 _LOG_DB = "log.db"
 #: The checkpoint of the last clean audit, relative to the home.
 AUDIT_CHECKPOINT = Path("audit") / "last-clean-checkpoint.txt"
+#: config.json "permissions" -> the umask of processes working in the home.
+PERMISSIONS = {"owner": 0o077, "group": 0o027}
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None) -> Path:
     """``--home``, else ``$TRIALPROOF_HOME``, else ``./.trialproof``."""
     chosen = explicit or os.environ.get("TRIALPROOF_HOME") or DEFAULT_HOME
     return Path(chosen).expanduser().resolve()
+
+
+def _umask(home: Path) -> int:
+    """The umask the home's ``permissions`` setting asks for; owner-only when unset or
+    unreadable (never looser than asked)."""
+    try:
+        config = json.loads((home / _CONFIG).read_text(encoding="utf-8"))
+        setting = config.get("permissions", "owner") if isinstance(config, dict) else "owner"
+    except (OSError, ValueError):
+        setting = "owner"
+    return PERMISSIONS.get(setting, PERMISSIONS["owner"]) if isinstance(setting, str) \
+        else PERMISSIONS["owner"]
+
+
+def file_mode(home: Path) -> int:
+    """The mode of a new file in ``home`` (0600, or 0640 with ``"permissions": "group"``),
+    for writers that may run before a :class:`Home` is opened."""
+    return 0o666 & ~_umask(home)
+
+
+def enclosing_home(path: Path) -> Path | None:
+    """The trialproof home ``path`` lies in (its own config and keys), if any."""
+    for folder in (path, *path.parents):
+        if (folder / _CONFIG).is_file() and (folder / "keys").is_dir():
+            return folder
+    return None
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -77,6 +116,11 @@ class Home:
     #: Open the log read-only and write nothing (a home this process cannot write).
     read_only: bool = False
 
+    def __post_init__(self) -> None:
+        # Raw deliveries, reports and the log may hold personal data: whatever this
+        # process writes from now on (SQLite and pyarrow files too) is private.
+        os.umask(_umask(self.path))
+
     @classmethod
     def init(cls, path: Path, origin: str, key_name: str | None = None) -> Home:
         """Create a home with a fresh signing key and salt key. Refuses to overwrite one."""
@@ -92,6 +136,7 @@ class Home:
             signer = Signer.generate(name)
         except KeyFormatError as exc:
             raise HomeError(str(exc)) from None
+        os.umask(PERMISSIONS["owner"])  # the home folder itself, before any config exists
         keys = path / "keys"
         keys.mkdir(parents=True, exist_ok=True)
         os.chmod(keys, 0o700)

@@ -23,20 +23,25 @@ __all__ = [
     "ValidatedDelivery",
     "commit",
     "ingest",
+    "refuse_unsafe_delivery",
     "stage",
+    "stage_download",
     "store_for",
     "validate",
 ]
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,9 +52,16 @@ from anchoring.log import LogEntry
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import Contract
-from pipeline.errors import ReadError, ValidationFailed
-from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
-from pipeline.home import Home
+from pipeline.errors import ReadError, StoreError, ValidationFailed
+from pipeline.fsutil import (
+    fsync_dir,
+    is_within,
+    remove_stale_temp_files,
+    sha256_file,
+    symlinked_component,
+    write_bytes_durably,
+)
+from pipeline.home import Home, enclosing_home
 from pipeline.records import LeafChunk, leaf_chunks, leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish, step_done
 
@@ -148,27 +160,86 @@ def store_for(home: Home) -> Store:
     return Store(home.path, home.log())
 
 
+def refuse_unsafe_delivery(home: Home, source: Path) -> None:
+    """Refuse a delivery that is, or passes through, a symbolic link, or that lies in a
+    trialproof home: such a path can make ingest read a key or another delivery."""
+    absolute = Path(os.path.abspath(source))
+    link = symlinked_component(absolute)
+    if link is not None:
+        what = "it" if link == absolute else str(link)
+        raise ReadError(f"{source}: refused: {what} is a symbolic link; deliver the file itself")
+    home_path = Path(os.path.abspath(home.path))
+    inside = home_path if is_within(absolute, home_path) or is_within(
+        absolute, home_path.resolve()) else enclosing_home(absolute.parent)
+    if inside is not None:
+        raise ReadError(f"{source}: refused: it lies inside the trialproof home {inside}; "
+                        "deliveries come from outside the home")
+
+
 def stage(home: Home, source: Path) -> StagedDelivery:
-    """Copy ``source`` into ``raw/<sha256>`` durably; the same bytes again are a no-op."""
-    if not source.is_file():
-        raise ReadError(f"{source}: no such file")
-    sha, size = sha256_file(source)
-    raw_dir = home.path / "raw"
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    target = raw_dir / sha
-    if not target.exists():
-        tmp = raw_dir / f".{sha}.{os.getpid()}.tmp"
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        if sha256_file(tmp)[0] != sha:  # the file changed while we copied it
-            tmp.unlink()
-            raise ReadError(
-                f"{source}: the file changed while it was being staged; deliver it again"
-            )
-        os.replace(tmp, target)
-        fsync_dir(raw_dir)
-    return StagedDelivery(target, sha, size, source.name)
+    """Copy ``source`` into ``raw/<sha256>`` durably; the same bytes again are a no-op.
+
+    Symbolic links and paths inside a home are refused (:func:`refuse_unsafe_delivery`).
+    """
+    refuse_unsafe_delivery(home, source)
+    return stage_download(home, source, source.name)
+
+
+def stage_download(home: Home, path: Path, name: str) -> StagedDelivery:
+    """Stage a file trialproof fetched itself (``path`` may lie in the home's incoming/)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ReadError(f"{path}: no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ReadError(f"{path}: refused: it is a symbolic link") from None
+        raise ReadError(f"{path}: cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReadError(f"{path}: not a regular file")
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        sha = digest.hexdigest()
+        raw_dir = home.path / "raw"
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(raw_dir)
+        target = raw_dir / sha
+        if not target.exists():
+            source.seek(0)
+            _copy_to_raw(source, raw_dir, sha, name)
+    return StagedDelivery(target, sha, size, name)
+
+
+def _copy_to_raw(source: BinaryIO, raw_dir: Path, sha: str, name: str) -> None:
+    """Copy into ``raw/.<sha>.<pid>.tmp`` under an flock (so that recovery can tell a live
+    writer from a dead one), then rename to ``raw/<sha>``. A failed copy (a full disk)
+    leaves no temporary file."""
+    tmp = raw_dir / f".{sha}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as out:
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+            digest = hashlib.sha256()
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha:
+            raise ReadError(f"{name}: the file changed while it was being staged; "
+                            "deliver it again")
+        os.replace(tmp, raw_dir / sha)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{name}: cannot be staged in {raw_dir}: "
+                         f"{exc.strerror or type(exc).__name__}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(raw_dir)
 
 
 def _work_dir(home: Home, trial: str, dataset: str, sha: str) -> Path:
@@ -199,6 +270,9 @@ def validate(
     store = store_for(home)
     try:
         delivery = read_delivery(staged.path, contract, name=staged.name)
+        if delivery.rows == 0 and not contract.allow_empty:
+            raise ReadError(f"{staged.name}: no rows (a header only); the contract does not "
+                            'allow empty deliveries ("trialproof": {"allowEmpty": true})')
     except ReadError as exc:
         # Rejected like an invalid delivery: into quarantine with a report, so that
         # nobody picks it up again.

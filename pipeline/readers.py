@@ -34,6 +34,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from pipeline.contract import Contract, Field
 from pipeline.errors import ReadError
+from pipeline.quoting import library_reason, quote_name, quote_names
 
 FORMATS = ("csv", "parquet", "xpt", "dataset-json", "ndjson")
 
@@ -138,7 +139,7 @@ def read_delivery(
     try:
         return _read(path, contract, fmt, Path(name))
     except ReadError as exc:
-        raise ReadError(str(exc).replace(str(path), name)) from exc.__cause__
+        raise ReadError(str(exc).replace(str(path), name)) from None
 
 
 def _read(path: Path, contract: Contract, fmt: str | None, named: Path) -> Delivery:
@@ -160,12 +161,8 @@ def _read(path: Path, contract: Contract, fmt: str | None, named: Path) -> Deliv
     except (ReadError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a library's own error: name the file, never a bare traceback
-        raise ReadError(f"{path}: cannot be read as {kind}: {_describe(exc)}") from exc
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        # from None: the library's own message may quote the file, and tracebacks are logged
+        raise ReadError(f"{path}: cannot be read as {kind}: {library_reason(exc)}") from None
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -269,6 +266,32 @@ def _json_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> 
                      f"{exc.colno}: {exc.msg}")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _loads(path: Path, text: str, line: int | None = None) -> Any:
+    """Parse JSON where a key repeated in one object is an error: parsers disagree on which
+    of the two counts (the last, for Python), so the file says two things at once."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as dup:
+        where = f" (line {line})" if line is not None else ""
+        raise ReadError(f"{path}: duplicate JSON key {quote_name(dup.key)} in one "
+                        f"object{where}") from None
+
+
 def _first_line_json(path: Path) -> Any:
     with open(path, "rb") as f:
         line = f.readline()
@@ -330,12 +353,12 @@ def _read_csv(path: Path, contract: Contract) -> tuple[_Source, str]:
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "UTF-8" in message:
-            raise _utf8_error(path) or ReadError(f"{path}: {message}") from None
+            raise _utf8_error(path) or ReadError(f"{path}: {library_reason(exc)}") from None
         if "Expected" in message and "columns" in message:
             raise _ragged_csv(path, convert) from None
         if "Empty CSV file" in message:
             raise ReadError(f"{path}: no header row") from None
-        raise ReadError(f"{path}: not a valid CSV file: {_describe(exc)}") from None
+        raise ReadError(f"{path}: not a valid CSV file: {library_reason(exc)}") from None
     return _source_from_table(table), "csv"
 
 
@@ -357,7 +380,7 @@ def _ragged_csv(path: Path, convert: Any) -> ReadError:
             where = f"line {row.number}" if row.number is not None else "a row"
             return ReadError(f"{path}: {where} has {row.actual_columns} field(s); the header has "
                              f"{row.expected_columns}")
-        return ReadError(f"{path}: not a valid CSV file: {_describe(exc)}")
+        return ReadError(f"{path}: not a valid CSV file: {library_reason(exc)}")
     return ReadError(f"{path}: rows have different numbers of fields")
 
 
@@ -371,7 +394,8 @@ def _read_parquet(path: Path, contract: Contract) -> tuple[_Source, str]:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ReadError(f"{path}: corrupt or truncated Parquet file: {_describe(exc)}") from None
+        raise ReadError(f"{path}: corrupt or truncated Parquet file: "
+                        f"{library_reason(exc)}") from None
     return _source_from_table(table), "parquet"
 
 
@@ -390,7 +414,8 @@ def _read_xpt(path: Path, contract: Contract) -> tuple[_Source, str]:
                                                disable_datetime_conversion=True,
                                                encoding="WINDOWS-1252")
     except Exception as exc:  # pyreadstat's errors carry no file name
-        raise ReadError(f"{path}: corrupt or not a SAS XPORT file: {_describe(exc)}") from None
+        raise ReadError(f"{path}: corrupt or not a SAS XPORT file: "
+                        f"{library_reason(exc)}") from None
     names = list(meta.column_names)
     rows = int(meta.number_rows or 0) if names else 0
     widths = meta.variable_storage_width or {}
@@ -451,12 +476,12 @@ def _read_dataset_json(path: Path, contract: Contract) -> tuple[_Source, str]:
         # document named .json without "rows" is a broken document instead).
         first = _first_line_json(path)
         if isinstance(first, dict) and "rows" not in first:
-            return _read_dataset_ndjson(path, first)
+            return _read_dataset_ndjson(path)
         if suffix in (".ndjson", ".jsonl") and not isinstance(first, dict):
             raise ReadError(f"{path}: line 1 is not the Dataset-JSON metadata object")
     text = _decode(path)
     try:
-        doc = json.loads(text)
+        doc = _loads(path, text)
     except json.JSONDecodeError as exc:
         raise _json_error(path, exc) from None
     names = _dataset_json_columns(path, doc)
@@ -483,7 +508,9 @@ def _dataset_json_columns(path: Path, doc: Any) -> list[str]:
     if version is None:
         raise ReadError(f"{path}: not Dataset-JSON 1.1 (no datasetJSONVersion)")
     if not isinstance(version, str) or not re.match(r"^1\.1(\.|$)", version):
-        raise ReadError(f"{path}: unsupported Dataset-JSON version {version!r} "
+        shown = quote_name(version)
+        shown = f"'{shown}'" if shown == version else shown  # a plain version, as it was
+        raise ReadError(f"{path}: unsupported Dataset-JSON version {shown} "
                         f"(this reader reads 1.1.x)")
     columns = doc.get("columns")
     if columns is None:
@@ -497,7 +524,8 @@ def _dataset_json_columns(path: Path, doc: Any) -> list[str]:
 def _check_records(path: Path, doc: dict[str, Any], rows: int) -> None:
     records = doc.get("records")
     if records is not None and records != rows:
-        raise ReadError(f"{path}: Dataset-JSON says records={records} but holds {rows} rows "
+        said = records if isinstance(records, int) else quote_name(records)
+        raise ReadError(f"{path}: Dataset-JSON says records={said} but holds {rows} rows "
                         f"(truncated or edited?)")
 
 
@@ -506,12 +534,15 @@ def _json_lines(path: Path) -> list[tuple[int, str]]:
     return [(i, line) for i, line in enumerate(_decode(path).split("\n"), 1) if line.strip()]
 
 
-def _read_dataset_ndjson(path: Path, meta: dict[str, Any]) -> tuple[_Source, str]:
+def _read_dataset_ndjson(path: Path) -> tuple[_Source, str]:
+    lines = _json_lines(path)
+    first_number, first_line = lines[0]
+    meta = _loads(path, first_line, first_number)  # strictly this time: no repeated keys
     names = _dataset_json_columns(path, meta)
     rows: list[list[Any]] = []
-    for number, line in _json_lines(path)[1:]:
+    for number, line in lines[1:]:
         try:
-            row = json.loads(line)
+            row = _loads(path, line, number)
         except json.JSONDecodeError as exc:
             raise _json_error(path, exc, number - 1) from None
         if not isinstance(row, list):
@@ -533,7 +564,7 @@ def _read_ndjson(path: Path, contract: Contract) -> tuple[_Source, str]:
     names: dict[str, None] = {}
     for number, line in _json_lines(path):
         try:
-            obj = json.loads(line)
+            obj = _loads(path, line, number)
         except json.JSONDecodeError as exc:
             raise _json_error(path, exc, number - 1) from None
         if not isinstance(obj, dict):
@@ -559,12 +590,12 @@ _READERS: dict[str, Callable[[Path, Contract], tuple[_Source, str]]] = {
 def _conform(source: _Source, contract: Contract, path: Path, fmt: str) -> Delivery:
     duplicates = sorted({n for n in source.names if source.names.count(n) > 1})
     if duplicates:
-        raise ReadError(f"{path}: duplicate column name(s) {', '.join(duplicates)}")
+        raise ReadError(f"{path}: duplicate column name(s) {quote_names(duplicates)}")
     known = set(contract.field_names)
     unknown = [n for n in source.names if n not in known]
     if unknown and contract.unknown_columns == "error":
         raise ReadError(f"{path}: column(s) not in contract {contract.name!r}: "
-                        f"{', '.join(unknown)} (the contract's unknownColumns is \"error\")")
+                        f"{quote_names(unknown)} (the contract's unknownColumns is \"error\")")
     missing_values = frozenset(contract.missing_values)
     arrays, issues, missing = [], [], []
     for f in contract.fields:

@@ -294,8 +294,127 @@ def _glob_base(pattern: str) -> str:
     return pattern
 
 
-def check_deliveries(value: object, base: Path) -> str:
-    """The delivery location as an absolute glob or URL, or ValueError."""
+#: Folders a delivery location may never be in, whatever the deployment allows.
+FORBIDDEN_FOLDERS = ("/boot", "/dev", "/etc", "/proc", "/root", "/sys")
+#: Folders a delivery location is not in either, unless the deployment lists them.
+SYSTEM_FOLDERS = (*FORBIDDEN_FOLDERS, "/bin", "/lib", "/lib32", "/lib64", "/run", "/sbin", "/usr",
+                  "/var/lib", "/var/log", "/var/run", "/var/spool")
+#: fsspec protocols that reach this machine's own files or chain others: never a delivery URL.
+_LOCAL_PROTOCOLS = ("file", "local", "blockcache", "filecache", "simplecache", "cached",
+                    "reference", "dir")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Where deliveries may come from: the deployment's allow-list, in the home's
+    ``config.json``::
+
+        "deliveries": {"folders": ["/srv/sponsor-drops", "s3://drops/trialproof"],
+                       "protocols": ["s3"]}
+
+    ``folders``: the local base folders (and URL prefixes) a location must lie in;
+    absent, any local folder outside the home, system folders and hidden folders.
+    :data:`FORBIDDEN_FOLDERS` (``/etc``, ``/proc`` ...) are refused in any case.
+    ``protocols``: the fsspec protocols allowed for URLs; absent, none. A location in or
+    above a trialproof home is never allowed.
+    """
+
+    home: Path | None = None
+    folders: tuple[str, ...] | None = None
+    protocols: tuple[str, ...] = ()
+
+    @classmethod
+    def for_home(cls, home: Path | None) -> DeliveryPolicy:
+        """The policy of the home at ``home`` (its config.json), or the default."""
+        if home is None:
+            return cls()
+        home = Path(os.path.abspath(home))
+        try:
+            config = json.loads((home / "config.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(home)
+        except (OSError, ValueError) as exc:
+            raise RegistryFileError(f"{home / 'config.json'} cannot be read: {exc}") from None
+        settings = config.get("deliveries") if isinstance(config, dict) else None
+        if settings is None:
+            return cls(home)
+        if not isinstance(settings, dict):
+            raise RegistryFileError(f"{home / 'config.json'}: deliveries must be an object "
+                                    'with "folders" and "protocols" lists')
+        lists: dict[str, tuple[str, ...] | None] = {}
+        for name in ("folders", "protocols"):
+            value = settings.get(name)
+            if value is not None and (not isinstance(value, list) or not all(
+                    isinstance(v, str) and v for v in value)):
+                raise RegistryFileError(f"{home / 'config.json'}: deliveries.{name} must be a "
+                                        "list of strings")
+            lists[name] = None if value is None else tuple(value)
+        return cls(home, lists["folders"], tuple(p.lower() for p in lists["protocols"] or ()))
+
+    def check_local(self, pattern: str) -> None:
+        """ValueError unless the local glob ``pattern`` (absolute, normalized) is allowed."""
+        from pipeline.fsutil import is_within
+        from pipeline.home import enclosing_home
+
+        folder = Path(_glob_base(pattern))
+        real = folder.resolve()
+        for where in (folder, real):
+            home = enclosing_home(where)
+            if home is not None:
+                raise ValueError(f"{pattern} is inside the trialproof home {home}; deliveries "
+                                 "come from outside the home")
+        if self.home is not None:
+            for home in (self.home, self.home.resolve()):
+                if is_within(home, folder) or is_within(home, real):
+                    raise ValueError(f"{pattern} would reach into the trialproof home {home}; "
+                                     "choose a folder that does not contain it")
+        refused = SYSTEM_FOLDERS if self.folders is None else FORBIDDEN_FOLDERS
+        system = next((f for f in refused if is_within(real, Path(f))), None)
+        if system is not None or real == Path(real.anchor):
+            raise ValueError(f"{pattern} is in the system folder {system or real.anchor}; "
+                             "deliveries come from a folder of their own")
+        if self.folders is None:
+            hidden = next((p for p in real.parts if p.startswith(".")), None)
+            if hidden is not None:
+                raise ValueError(f"{pattern} is in the hidden folder {hidden}; deliveries "
+                                 "come from a visible folder")
+            return
+        allowed = [Path(f).expanduser().resolve() for f in self.folders if not _URL.match(f)]
+        if not any(is_within(real, a) for a in allowed):
+            raise ValueError(f"{pattern} is not in a delivery folder this deployment allows "
+                             f"({', '.join(map(str, allowed)) or 'none'}; config.json "
+                             "deliveries.folders)")
+
+    def check_remote(self, url: str) -> None:
+        """ValueError unless the fsspec ``url`` is allowed."""
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        protocol = url.split("://", 1)[0].lower()
+        if "::" in url:
+            raise ValueError(f"{url}: chained fsspec URLs (::) are not allowed")
+        if protocol in _LOCAL_PROTOCOLS or protocol not in self.protocols:
+            raise ValueError(f"{url}: the protocol {protocol!r} is not allowed here; the "
+                             "deployment lists the allowed ones in config.json "
+                             f"deliveries.protocols ({', '.join(self.protocols) or 'none'})")
+        host = urlsplit(url).hostname or ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if host == "localhost" or (address is not None and (
+                address.is_loopback or address.is_link_local or address.is_unspecified)):
+            raise ValueError(f"{url}: a URL on this machine or its link-local network is not "
+                             "a delivery location")
+        prefixes = [f.rstrip("/") + "/" for f in self.folders or () if _URL.match(f)]
+        if self.folders is not None and not any(url.startswith(p) for p in prefixes):
+            raise ValueError(f"{url} is not under a delivery location this deployment allows "
+                             "(config.json deliveries.folders)")
+
+
+def check_deliveries(value: object, base: Path, policy: DeliveryPolicy | None = None) -> str:
+    """The delivery location as an absolute glob or URL, or ValueError. ``policy``: where
+    deliveries may come from (default: :class:`DeliveryPolicy` without a home)."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a folder, a glob such as deliveries/dm/*.xpt, or an fsspec "
                          "URL such as s3://bucket/dm/*.xpt")
@@ -307,12 +426,13 @@ def check_deliveries(value: object, base: Path) -> str:
 
         if protocol not in fsspec.available_protocols():
             raise ValueError(f"unknown storage protocol {protocol!r} in {text!r}")
+        if not _GLOB_MAGIC.search(text):
+            text = text.rstrip("/") + "/*"
+        (policy or DeliveryPolicy()).check_remote(text)  # before importing the protocol's code
         try:
             get_filesystem_class(protocol)
         except ImportError as exc:
             raise ValueError(f"{text!r}: {exc}") from None
-        if not _GLOB_MAGIC.search(text):
-            text = text.rstrip("/") + "/*"
         return text
     if text.startswith("file://"):
         text = text[len("file://"):]
@@ -320,6 +440,7 @@ def check_deliveries(value: object, base: Path) -> str:
     if not path.is_absolute():
         path = base / path
     pattern = os.path.normpath(path)
+    (policy or DeliveryPolicy()).check_local(pattern)
     if not _GLOB_MAGIC.search(pattern):
         if not Path(pattern).is_dir():
             raise ValueError(f"delivery folder {pattern} does not exist")
@@ -397,6 +518,7 @@ class _EntryCheck:
     defaults: Mapping[str, Any]
     base: Path
     contract_dirs: tuple[Path, ...]
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     found: list[RegistryProblem] = field(default_factory=list)
 
     @property
@@ -481,7 +603,8 @@ class _EntryCheck:
     def entry(self) -> RegistryEntry | None:
         self.names()
         contract = self.contract()
-        deliveries = self.checked("deliveries", lambda v: check_deliveries(v, self.base),
+        deliveries = self.checked("deliveries",
+                                  lambda v: check_deliveries(v, self.base, self.policy),
                                   "is required: a folder, a glob or an fsspec URL")
         schedule = self.checked("schedule", check_schedule,
                                 f"is required: a cron expression, a preset, '{ARRIVAL}' or "
@@ -505,29 +628,81 @@ class _EntryCheck:
         )
 
 
-def _entry(index: int, raw: object, context: tuple[Mapping[str, Any], Path, tuple[Path, ...]],
+_Context = tuple[Mapping[str, Any], Path, tuple[Path, ...], DeliveryPolicy]
+
+
+def _entry(index: int, raw: object, context: _Context,
            problems: list[RegistryProblem]) -> RegistryEntry | None:
     if not isinstance(raw, Mapping):
         problems.append(RegistryProblem("each entry must be a mapping with trial, dataset, "
                                         "contract, deliveries, schedule and owners", index))
         return None
-    defaults, base, contract_dirs = context
-    check = _EntryCheck(index, raw, defaults, base, contract_dirs)
+    defaults, base, contract_dirs, policy = context
+    check = _EntryCheck(index, raw, defaults, base, contract_dirs, policy)
     entry = check.entry()
     problems.extend(check.found)
     return entry
 
 
+#: A registry file larger than this is refused (a registry of thousands of entries is smaller).
+MAX_REGISTRY_BYTES = 1 << 20
+#: Mappings and lists nested deeper than this are refused (a registry needs four levels).
+MAX_REGISTRY_DEPTH = 16
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases (a few lines of nested aliases expand to gigabytes:
+    the "billion laughs"), without a key repeated in one mapping (which of the two would
+    count is not obvious), and nested at most :data:`MAX_REGISTRY_DEPTH` deep. Each is
+    refused while the file is parsed, before anything is built from it."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.MarkedYAMLError(problem="anchors and aliases (& and *) are not allowed",
+                                       problem_mark=mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            self._depth += 1
+            if self._depth > MAX_REGISTRY_DEPTH:
+                raise yaml.MarkedYAMLError(problem=f"nested more than {MAX_REGISTRY_DEPTH} "
+                                                   "levels deep", problem_mark=mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if isinstance(event, yaml.CollectionStartEvent):
+                self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[str] = set()
+        key_node: Any
+        for key_node, _value in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise yaml.MarkedYAMLError(problem=f"duplicate key {key_node.value!r}",
+                                               problem_mark=key_node.start_mark)
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(file: Path) -> Mapping[str, Any]:
     try:
-        text = file.read_text(encoding="utf-8")
+        with open(file, "rb") as f:
+            raw = f.read(MAX_REGISTRY_BYTES + 1)
+        if len(raw) > MAX_REGISTRY_BYTES:
+            raise RegistryFileError(f"registry {file} is larger than {MAX_REGISTRY_BYTES} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise RegistryFileError(f"registry {file} not found (set TRIALPROOF_REGISTRY or pass "
                                 "--registry)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryFileError(f"registry {file} cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader, made stricter
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -553,9 +728,16 @@ def _defaults(data: Mapping[str, Any], problems: list[RegistryProblem]) -> dict[
     return {k: v for k, v in defaults.items() if k in _DEFAULT_KEYS}
 
 
-def read_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+def read_registry(path: str | os.PathLike[str] | None = None,
+                  home: str | os.PathLike[str] | None = None) -> Registry:
     """Read and check a registry. Raises :class:`RegistryFileError` only when the file
-    cannot be read or is not a YAML mapping; every other problem is in ``problems``."""
+    cannot be read or is not a YAML mapping; every other problem is in ``problems``.
+
+    ``home`` (default ``$TRIALPROOF_HOME``, then ``./.trialproof``) decides where
+    deliveries may come from (:class:`DeliveryPolicy`)."""
+    from pipeline.home import resolve_home
+
+    policy = DeliveryPolicy.for_home(resolve_home(home))
     file = resolve_registry(path)
     data = _read_yaml(file)
     base = file.parent
@@ -573,7 +755,7 @@ def read_registry(path: str | os.PathLike[str] | None = None) -> Registry:
     from pipeline.registry_watch import parse_watch
 
     watch = parse_watch(data.get("registry_watch"), problems)
-    context = (_defaults(data, problems), base, contract_dirs)
+    context = (_defaults(data, problems), base, contract_dirs, policy)
     raw_entries = data.get("datasets")
     if raw_entries is None:
         raw_entries = []
@@ -597,10 +779,11 @@ def read_registry(path: str | os.PathLike[str] | None = None) -> Registry:
     return Registry(file, tuple(entries), tuple(problems), contract_dirs, anchor, audit, watch)
 
 
-def load_registry(path: str | os.PathLike[str] | None = None
+def load_registry(path: str | os.PathLike[str] | None = None,
+                  home: str | os.PathLike[str] | None = None
                   ) -> tuple[list[RegistryEntry], list[RegistryProblem]]:
     """(valid entries, problems). Raises only :class:`RegistryFileError` (unreadable, not YAML)."""
-    registry = read_registry(path)
+    registry = read_registry(path, home)
     return list(registry.entries), list(registry.problems)
 
 
@@ -611,19 +794,53 @@ def _is_candidate(name: str) -> bool:
     return not name.startswith(".") and not name.lower().endswith(_PARTIAL_SUFFIXES)
 
 
-def list_deliveries(entry: RegistryEntry) -> list[str]:
-    """Every delivery file at the entry's location (local paths or URLs), sorted."""
+def list_deliveries(entry: RegistryEntry, home: Home | None = None) -> list[str]:
+    """Every delivery file at the entry's location (local paths or URLs), sorted.
+
+    The location is checked again against the home's :class:`DeliveryPolicy` (the
+    registry may have been checked under another configuration), and local files that
+    are symbolic links or lie in a trialproof home are left out, with a warning.
+    """
+    policy = DeliveryPolicy.for_home(home.path if home is not None else None)
     if entry.remote:
         import fsspec
 
+        _allowed(policy.check_remote, entry)
         fs, pattern = fsspec.core.url_to_fs(entry.deliveries)
         found = []
         for path in fs.glob(pattern):
             if _is_candidate(path.rsplit("/", 1)[-1]) and fs.isfile(path):
                 found.append(fs.unstrip_protocol(path))
         return sorted(found)
+    _allowed(policy.check_local, entry)
     return sorted(p for p in glob.glob(entry.deliveries, recursive=True)
-                  if _is_candidate(os.path.basename(p)) and os.path.isfile(p))
+                  if _is_candidate(os.path.basename(p)) and _safe_local(p, home))
+
+
+def _allowed(check: Callable[[str], None], entry: RegistryEntry) -> None:
+    try:
+        check(entry.deliveries)
+    except ValueError as exc:
+        raise RegistryFileError(f"datasets[{entry.index}] ({entry.trial}/{entry.dataset}) "
+                                f"field 'deliveries': {exc}") from None
+
+
+def _safe_local(path: str, home: Home | None) -> bool:
+    """A regular file, reached through no symbolic link and outside any home."""
+    from pipeline.errors import ReadError
+
+    if home is not None:
+        from pipeline.ingest import refuse_unsafe_delivery
+
+        try:
+            refuse_unsafe_delivery(home, Path(path))
+        except ReadError as exc:
+            log.warning("skip %s", exc)
+            return False
+    elif os.path.islink(path):
+        log.warning("skip %s: refused: it is a symbolic link", path)
+        return False
+    return os.path.isfile(path)
 
 
 def _hash_remote(url: str) -> tuple[str, int]:
@@ -636,21 +853,6 @@ def _hash_remote(url: str) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-def _quarantined(home: Home, trial: str, dataset: str) -> dict[str, Path]:
-    """sha256 prefix (12 hex) -> quarantine folder, for this dataset's rejected deliveries."""
-    found: dict[str, Path] = {}
-    folder = home.path / "quarantine"
-    if not folder.is_dir():
-        return found
-    suffix = re.compile(rf"^\d{{8}}T\d{{6}}Z-{re.escape(trial)}-{re.escape(dataset)}"
-                        r"-([0-9a-f]{12})(?:-\d+)?$")
-    for child in folder.iterdir():
-        match = suffix.match(child.name)
-        if match:
-            found.setdefault(match.group(1), child)
-    return found
 
 
 def _written_at(path: Path) -> str:
@@ -676,20 +878,21 @@ def new_deliveries(home: Home, entry: RegistryEntry,
 
     store = Store(home.path, home.log())
     versions = store.versions(entry.trial, entry.dataset)
-    committed = {info.manifest["source"]["sha256"]: info.version for info in versions}
+    committed = {info.manifest.get("source", {}).get("sha256"): info.version
+                 for info in versions}
     latest_at = versions[-1].manifest["ingested_at"] if versions else ""
-    quarantined = _quarantined(home, entry.trial, entry.dataset)
     fresh: list[dict[str, Any]] = []
     batch: set[str] = set()
-    for location in list_deliveries(entry):
+    for location in list_deliveries(entry, home):
         sha, size = _hash_remote(location) if entry.remote else sha256_file(Path(location))
         name = location.rsplit("/", 1)[-1]
+        quarantined = store.quarantine_dir(entry.trial, entry.dataset, sha)
         if sha in committed and (committed[sha] == versions[-1].version or entry.remote
                                  or _written_at(Path(location)) <= latest_at):
             log.info("skip %s: already committed as %s/%s v%s", name, entry.trial,
                      entry.dataset, committed[sha])
-        elif sha[:12] in quarantined:
-            log.info("skip %s: rejected earlier, see %s", name, quarantined[sha[:12]])
+        elif quarantined.is_dir():
+            log.info("skip %s: rejected earlier, see %s", name, quarantined)
         elif sha in batch:
             log.info("skip %s: same bytes as another file in this batch", name)
         elif len(fresh) >= limit:
@@ -703,7 +906,7 @@ def new_deliveries(home: Home, entry: RegistryEntry,
 
 def stage_delivery(home: Home, delivery: Mapping[str, Any]) -> dict[str, Any]:
     """Stage one listed delivery (downloading it first when it is remote); StagedDelivery JSON."""
-    from pipeline.ingest import stage
+    from pipeline.ingest import stage, stage_download
 
     location = str(delivery["path"])
     if not is_remote(location):
@@ -711,6 +914,10 @@ def stage_delivery(home: Home, delivery: Mapping[str, Any]) -> dict[str, Any]:
     else:
         import fsspec
 
+        try:
+            DeliveryPolicy.for_home(home.path).check_remote(location)
+        except ValueError as exc:
+            raise RegistryFileError(str(exc)) from None
         incoming = home.path / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="download-", dir=incoming))
@@ -718,7 +925,7 @@ def stage_delivery(home: Home, delivery: Mapping[str, Any]) -> dict[str, Any]:
             local = tmp / str(delivery.get("name") or location.rsplit("/", 1)[-1])
             with fsspec.open(location, "rb") as src, open(local, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-            staged = stage(home, local)
+            staged = stage_download(home, local, local.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if delivery.get("sha256") and staged.sha256 != delivery["sha256"]:
@@ -784,9 +991,12 @@ def notify_failure(home_path: Path, payload: Mapping[str, Any]) -> dict[str, Any
     report = f"; report: {line['report']}" if line.get("report") else ""
     log.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
               line.get("error"), report)
-    home_path.mkdir(parents=True, exist_ok=True)
+    from pipeline.home import file_mode
+
+    home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = (json.dumps(line, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(home_path / NOTIFICATIONS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(home_path / NOTIFICATIONS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                 file_mode(home_path))
     try:
         os.write(fd, data)  # one write with O_APPEND: concurrent workers do not interleave
         os.fsync(fd)
@@ -809,6 +1019,20 @@ def failure_notifier(entry: RegistryEntry | None = None, *, job: str | None = No
     return callback
 
 
+#: A notification quotes at most this many characters of the error.
+_ERROR_WIDTH = 500
+
+
+def _error_line(error: object) -> str:
+    """The error's first line, shortened: trialproof's own messages quote no file content
+    (see :mod:`pipeline.quoting`); a long message is cut all the same."""
+    if error is None:
+        return "unknown error"
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= _ERROR_WIDTH else line[: _ERROR_WIDTH - 1] + "…"
+
+
 def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None,
                          job: str | None, owners: tuple[str, ...],
                          notify: tuple[str, ...]) -> None:
@@ -823,8 +1047,7 @@ def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None
         "map_index": getattr(ti, "map_index", None),
         "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
         "try_number": getattr(ti, "try_number", None),
-        "error": (str(error).splitlines()[0] if str(error) else type(error).__name__)
-        if error is not None else "unknown error",
+        "error": _error_line(error),
     }
     if entry is not None:
         payload.update(trial=entry.trial, dataset=entry.dataset, owners=list(entry.owners),

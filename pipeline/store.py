@@ -3,7 +3,7 @@
 Layout under the home::
 
     raw/<sha256>                               delivered bytes, by content
-    quarantine/<when>-<trial>-<dataset>-<sha12>/  a rejected delivery with its report
+    quarantine/<trial>-<dataset>-<sha256>/     a rejected delivery with its report
     datasets/<trial>/<dataset>/v<N>/           one committed version:
         records.parquet   typed records in leaf order, with their salts (_salt)
         tree.bin          every perfect-node level of the version's Merkle tree
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -44,20 +45,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from anchoring.log import LogEntry, TransparencyLog
 from anchoring.merkle.hasher import leaf_hash
 from pipeline.errors import StoreError
-from pipeline.fsutil import fsync_dir, write_bytes_durably
+from pipeline.fsutil import fsync_dir, remove_stale_temp_files, write_bytes_durably
 
 SALT_COLUMN = "_salt"
 _LOCK = ".lock"
 #: A ``.new-`` directory this old and unlocked was left by a crash (see Store.recover).
 ABANDONED_AFTER_SECONDS = 60.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# "<trial>-<dataset>" longer than this is cut in a quarantine folder name (255 bytes at most).
+_QUARANTINE_LABEL_MAX = 96
 
 
 def check_name(value: str, what: str) -> str:
@@ -122,28 +124,52 @@ class Store:
         return self.root / "raw" / sha256
 
     def quarantine_dir(self, trial: str, dataset: str, sha256: str) -> Path:
-        when = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return self.root / "quarantine" / f"{when}-{trial}-{dataset}-{sha256[:12]}"
+        """``quarantine/<trial>-<dataset>-<sha256>``: one folder per rejected delivery, however
+        often it is delivered. Long names are cut and end in ``~`` and a hash of the whole
+        name, so that the folder name stays within the file system's limit."""
+        label = f"{trial}-{dataset}"
+        if len(label) > _QUARANTINE_LABEL_MAX:
+            digest = hashlib.sha256(label.encode()).hexdigest()[:12]
+            label = f"{label[:_QUARANTINE_LABEL_MAX - 13]}~{digest}"
+        return self.root / "quarantine" / f"{label}-{sha256}"
 
     def quarantine(
         self, trial: str, dataset: str, sha256: str, source_name: str, files: dict[str, bytes]
     ) -> Path:
-        """Put the raw delivery and its report into a new quarantine directory, atomically."""
+        """Put the raw delivery and its report into its quarantine folder, atomically. The
+        same delivery rejected again replaces its folder (the newest report counts)."""
         target = self.quarantine_dir(trial, dataset, sha256)
-        staging = target.with_name(f".{target.name}.tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(target.parent)
+        staging = target.with_name(f".{sha256}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        shutil.copyfile(self.raw_path(sha256), staging / Path(source_name).name)
-        for name, data in files.items():
-            write_bytes_durably(staging / name, data)
-        suffix = 1
-        final = target
-        while final.exists():
-            suffix += 1
-            final = target.with_name(f"{target.name}-{suffix}")
-        os.replace(staging, final)
-        fsync_dir(final.parent)
-        return final
+        staging.mkdir()
+        try:
+            delivered = Path(source_name).name
+            if delivered in files or delivered in ("", ".", ".."):
+                delivered = f"delivery-{delivered.strip('.') or sha256[:12]}"
+            shutil.copyfile(self.raw_path(sha256), staging / delivered)
+            for name, data in files.items():
+                write_bytes_durably(staging / name, data)
+            if target.exists():
+                old = target.with_name(f".{sha256}.old.{os.getpid()}.tmp")
+                os.replace(target, old)
+                os.replace(staging, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fsync_dir(target.parent)
+        return target
+
+    def remove_stale_temp_files(self) -> list[str]:
+        """Remove what crashed writers left in ``raw/`` and ``quarantine/`` (see
+        :func:`pipeline.fsutil.remove_stale_temp_files`); one line each."""
+        return [f"removed stale {path.relative_to(self.root)}"
+                for folder in (self.root / "raw", self.root / "quarantine")
+                for path in remove_stale_temp_files(folder)]
 
     # -- versions ------------------------------------------------------------
 
@@ -231,7 +257,7 @@ class Store:
         staging directory is removed (the append never committed).
         Returns what was done, one line each.
         """
-        done: list[str] = []
+        done: list[str] = self.remove_stale_temp_files()
         base = self.root / "datasets"
         if not base.is_dir():
             return done

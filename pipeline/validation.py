@@ -346,7 +346,8 @@ def compile_suite(contract: Contract) -> Any:
 class ValidationReport:
     """What validation found. ``results`` holds one JSON-safe dict per check, in a fixed order:
     per contract field, its checks (exists, type, reader type issues, required, enum, pattern,
-    range, length), then primary-key uniqueness, then the extra suite's expectations.
+    range, length), then primary-key uniqueness (and, only when it fails, uniqueness after
+    Unicode NFC normalization), then the extra suite's expectations.
 
     Each result: ``expectation`` (GX type), ``check`` (plain words), ``origin`` ("contract",
     "suite" or "reader"), ``columns``, ``kwargs``, ``success``, ``unexpected_count``,
@@ -453,6 +454,9 @@ def validate(
                 plan.append(_type_issue_check(f.name, f.type, issues.pop(f.name)))
     if contract.primary_key and not set(absent) & set(contract.primary_key):
         plan.append(_key_check(contract.primary_key))
+        normalization = _normalization_check(table, contract.primary_key)
+        if normalization is not None:
+            plan.append(normalization)
     for column in sorted(issues):  # columns the contract does not know
         plan.append(_type_issue_check(column, "unknown", issues[column]))
     if contract.expectations is not None:
@@ -476,6 +480,41 @@ def validate(
         results=results,
         engine=f"great_expectations {gx.__version__}",
     )
+
+
+def _normalization_check(table: Any, key: Sequence[str]) -> _Check | None:
+    """Key values that differ only in their Unicode normalization ("é" as one code point,
+    NFC, or as "e" and a combining accent, NFD) look the same but hash apart, so one record
+    would be committed twice. A failed check naming the rows, or None when there are none
+    (the check is listed only when it fails)."""
+    pa: Any = importlib.import_module("pyarrow")
+    pc: Any = importlib.import_module("pyarrow.compute")
+    text = [k for k in key if pa.types.is_string(table.schema.field(k).type)
+            or pa.types.is_large_string(table.schema.field(k).type)]
+    normalized = {k: pc.utf8_normalize(table.column(k), form="NFC") for k in text}
+    if not any(pc.any(pc.not_equal(table.column(k), normalized[k])).as_py() for k in text):
+        return None  # every value is NFC already: distinct values stay distinct
+    raw = [table.column(k).to_pylist() for k in key]
+    folded = [normalized[k].to_pylist() if k in normalized else raw[i]
+              for i, k in enumerate(key)]
+    spellings: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}
+    for row in range(table.num_rows):
+        spellings.setdefault(tuple(c[row] for c in folded), set()).add(
+            tuple(c[row] for c in raw))
+    failing = []
+    for row in range(table.num_rows):
+        if len(spellings[tuple(c[row] for c in folded)]) > 1:
+            # escaped, so that the two spellings can be told apart in the report
+            shown = {k: None if raw[i][row] is None else
+                     str(raw[i][row]).encode("ascii", "backslashreplace").decode("ascii")
+                     for i, k in enumerate(key) if k in normalized}
+            failing.append((row, shown[text[0]] if len(shown) == 1 else shown))
+    if not failing:
+        return None
+    return _Check("expect_primary_key_to_be_unique_after_unicode_normalization",
+                  {"column_list": list(key), "form": "NFC"},
+                  "primary key values are distinct after Unicode normalization (NFC)",
+                  "reader", failing=tuple(failing), count=len(failing))
 
 
 def _type_issue_check(column: str, kind: str, found: list[tuple[int, Any]]) -> _Check:

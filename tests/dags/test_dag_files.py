@@ -52,3 +52,15 @@ def test_ruff_airflow_rules_pass_on_dags() -> None:
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
+
+
+def test_a_yaml_alias_bomb_is_an_import_error_not_a_hang(sandbox: Sandbox) -> None:
+    rows = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for name, previous in zip("bcdefghij", "abcdefghi", strict=True):
+        rows.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    sandbox.registry.write_text("\n".join([*rows, "datasets: *j", ""]))
+    bag = sandbox.run("dagbag")
+    assert bag["dag_ids"] == ["anchor", "audit"]
+    (path, error), = bag["import_errors"].items()
+    assert path.endswith("trialproof_registry_errors.py")
+    assert "anchors and aliases (& and *) are not allowed" in error

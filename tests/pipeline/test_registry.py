@@ -307,7 +307,11 @@ def test_fsspec_urls_are_listed_hashed_and_downloaded(site: Path, home: Home) ->
     fs = fsspec.filesystem("memory")
     fs.pipe("/tp-test/lb/remote.csv", local.read_bytes())
     fs.pipe("/tp-test/lb/skip.tmp", b"partial")
-    (entry,), problems = load_registry(write(site, [good(deliveries="memory://tp-test/lb/")]))
+    registry = write(site, [good(deliveries="memory://tp-test/lb/")])
+    _, (refused,) = load_registry(registry, home.path)  # no protocol is allowed by default
+    assert refused.field == "deliveries" and "'memory' is not allowed" in refused.message
+    allow(home, protocols=["memory"])
+    (entry,), problems = load_registry(registry, home.path)
     assert problems == [] and entry.remote
     try:
         (delivery,) = new_deliveries(home, entry)
@@ -321,6 +325,13 @@ def test_fsspec_urls_are_listed_hashed_and_downloaded(site: Path, home: Home) ->
         assert new_deliveries(home, entry) == []
     finally:
         fs.rm("/tp-test", recursive=True)
+
+
+def allow(home: Home, **deliveries: Any) -> None:
+    """Set the deployment's delivery allow-list in the home's config.json."""
+    config = json.loads((home.path / "config.json").read_text())
+    config["deliveries"] = deliveries
+    (home.path / "config.json").write_text(json.dumps(config))
 
 
 class _TI:
@@ -355,3 +366,120 @@ def test_failure_notifier_logs_and_appends_json_lines(site: Path, home: Home,
     assert second["job"] == "audit" and second["notify"] == ["audit@example.org"]
     assert "report: /q/dir/report.html" in caplog.text and "qa@example.org" in caplog.text
     failure_notifier(entry)({})  # never raises, even on an empty context
+
+
+# -- where deliveries may come from ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("location", "words"), [
+    ("/etc/*", "system folder /etc"),
+    ("/etc", "system folder /etc"),
+    ("/proc/self/*", "system folder /proc"),
+    ("../{site}/home/keys/*", "inside the trialproof home"),
+    ("home/raw", "inside the trialproof home"),
+    ("linked/*", "inside the trialproof home"),
+    (".", "would reach into the trialproof home"),
+    ("http://169.254.169.254/latest/meta-data/*", "'http' is not allowed"),
+    ("ftp://example.org/drop/*.csv", "'ftp' is not allowed"),
+    ("github://org:repo@main/data/*", "'github' is not allowed"),
+    ("memory://x/*", "'memory' is not allowed"),
+    ("file:///etc/*", "system folder /etc"),
+])
+def test_delivery_locations_outside_the_allow_list_are_errors(
+        site: Path, location: str, words: str) -> None:
+    home = Home.init(site / "home", ORIGIN)
+    (site / "linked").symlink_to(home.path / "keys")
+    registry = write(site, [good(dataset="ok"), good(deliveries=location.format(site=site.name))])
+    entries, (problem,) = load_registry(registry, home.path)
+    assert [e.dataset for e in entries] == ["ok"]
+    assert str(problem).startswith("datasets[1] (T1/lb) field 'deliveries': ")
+    assert words in problem.message, problem.message
+    done = cli("--registry", str(registry), "--home", str(home.path), cwd=site)
+    assert done.returncode == 2 and "datasets[1] (T1/lb) field 'deliveries'" in done.stdout
+
+
+def test_the_deployment_allow_list(site: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = Home.init(site / "home", ORIGIN)
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    hidden = site / ".secrets"
+    hidden.mkdir()
+    registry = write(site, [good(), good(dataset="b", deliveries=str(elsewhere)),
+                            good(dataset="c", deliveries=".secrets/*")])
+    # default: any local folder outside the home, but not a hidden one
+    assert [p.index for p in load_registry(registry, home.path)[1]] == [2]
+    allow(home, folders=[str(site / "deliveries")], protocols=["s3"])
+    entries, problems = load_registry(registry, home.path)
+    assert [e.dataset for e in entries] == ["lb"]
+    assert [p.index for p in problems] == [1, 2]
+    assert "not in a delivery folder this deployment allows" in problems[0].message
+    allow(home, folders=["memory://drops/trialproof"], protocols=["memory"])
+    assert "not under a delivery location" in load_registry(write(
+        site, [good(deliveries="memory://other/x/*")]), home.path)[1][0].message
+    assert load_registry(write(site, [good(deliveries="memory://drops/trialproof/lb/*")]),
+                         home.path)[1] == []
+    allow(home, folders=["/etc", "/usr"])
+    (usr,), (etc,) = load_registry(write(site, [good(deliveries="/etc/*"),
+                                                good(dataset="b", deliveries="/usr/share/*")]),
+                                   home.path)
+    assert "system folder /etc" in etc.message  # never, even when listed
+    assert usr.dataset == "b"  # listed by the deployment: allowed
+    (site / "home" / "config.json").write_text('{"deliveries": {"protocols": "s3"}}')
+    with pytest.raises(RegistryFileError, match=r"deliveries\.protocols must be a list"):
+        load_registry(registry, home.path)
+
+
+def test_the_ingest_tasks_refuse_too(site: Path, home: Home) -> None:
+    """Defence in depth: an entry that was checked under another configuration, or files
+    placed in an allowed folder, are checked again when the tasks run."""
+    from pipeline.registry import RegistryEntry, list_deliveries
+
+    (entry,), _ = load_registry(write(site, [good(deliveries="deliveries/lb")]), home.path)
+    folder = site / "deliveries" / "lb"
+    lb_csv(folder / "a.csv")
+    (folder / "key.csv").symlink_to(home.path / "keys" / "log.skey")
+    (folder / "sub").symlink_to(home.path / "keys")
+    assert [d["name"] for d in new_deliveries(home, entry)] == ["a.csv"]
+    with pytest.raises(Exception, match="symbolic link"):
+        stage_delivery(home, {"path": str(folder / "key.csv"), "name": "key.csv"})
+    keys = RegistryEntry(**{**entry.__dict__, "deliveries": f"{home.path}/keys/*"})
+    with pytest.raises(RegistryFileError, match="inside the trialproof home"):
+        list_deliveries(keys, home)
+    remote = RegistryEntry(**{**entry.__dict__, "deliveries": "http://169.254.169.254/x/*"})
+    with pytest.raises(RegistryFileError, match="'http' is not allowed"):
+        new_deliveries(home, remote)
+    with pytest.raises(RegistryFileError, match="'http' is not allowed"):
+        stage_delivery(home, {"path": "http://169.254.169.254/latest/x", "name": "x"})
+
+
+# -- YAML that is refused --------------------------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+datasets: *i
+"""
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (BILLION_LAUGHS, "anchors and aliases"),
+    ("defaults: &d {schedule: '@daily'}\ndatasets: []\n", "anchors and aliases"),
+    ("datasets: []\ndatasets: []\n", "at line 2, column 1: duplicate key 'datasets'"),
+    ("datasets:\n  - {trial: A, trial: B}\n", "duplicate key 'trial'"),
+    ("datasets: " + "[" * 40 + "]" * 40 + "\n", "nested more than 16 levels"),
+    ("datasets: []\n" + "#" * (1 << 20), "larger than 1048576 bytes"),
+])
+def test_yaml_bombs_duplicates_depth_and_size_are_refused(tmp_path: Path, text: str,
+                                                         words: str) -> None:
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    with pytest.raises(RegistryFileError, match=words):
+        read_registry(path)
+    done = cli("--registry", str(path), cwd=tmp_path)
+    assert done.returncode == 2 and words.rsplit(":", maxsplit=1)[-1].strip() in done.stderr
