@@ -85,7 +85,8 @@ def _keyed_dataset(
     log: TransparencyLog, signer: Signer, contract: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[bytes], MerkleTree, dict[str, Any], int]:
     records = [{"USUBJID": f"S-{i}", "LBSEQ": i % 2, "LBORRES": str(i)} for i in range(4)]
-    salts = [record_salt(b"k" * 32, "T1", "lb", [r["USUBJID"], r["LBSEQ"]]) for r in records]
+    salts = [record_salt(b"k" * 32, "T1", "lb", [r["USUBJID"], r["LBSEQ"]], version=2)
+             for r in records]
     tree = MerkleTree.from_leaf_inputs(
         [leaf_input(s, canonical_json(r)) for s, r in zip(salts, records, strict=True)]
     )
