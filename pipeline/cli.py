@@ -396,6 +396,13 @@ def registry_check(registry_path: Path | None, as_json: bool) -> None:
                          f"first: {checked.problems[0]}")
 
 
+from pipeline import cli_download, cli_serve, cli_tokens  # noqa: E402
+
+cli.add_command(cli_serve.serve)
+cli.add_command(cli_tokens.tokens)
+cli.add_command(cli_download.download)
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, BundleVerificationError):
         return f"verification failed at step '{exc.step.value}': {exc.reason}"
