@@ -101,7 +101,8 @@ def start_server(home: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"serve exited: {process.stderr.read().decode() if process.stderr else ''}")
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"serve exited: {error}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return process, url
