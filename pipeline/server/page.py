@@ -10,13 +10,14 @@ from __future__ import annotations
 __all__ = ["page_routes"]
 
 import html
+import json
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 _STATIC = Path(__file__).with_name("static")
-_SCRIPTS = {"app.js", "verify.js"}
+_SCRIPTS = {"app.mjs", "verify.mjs"}
 
 
 def _render(request: Request) -> str:
@@ -24,7 +25,9 @@ def _render(request: Request) -> str:
 
     home = home_of(request)
     template = (_STATIC / "index.html").read_text(encoding="utf-8")
-    return (template.replace("{{VKEY}}", html.escape(home.verifier.vkey, quote=True))
+    vkeys = json.dumps([home.verifier.vkey]).replace("<", "\\u003c")
+    return (template.replace("{{VKEYS_JSON}}", vkeys)
+            .replace("{{VKEY}}", html.escape(home.verifier.vkey, quote=True))
             .replace("{{ORIGIN}}", html.escape(home.origin, quote=True)))
 
 
@@ -41,4 +44,5 @@ def page_routes(app: FastAPI) -> None:
     def static(name: str) -> Response:
         if name not in _SCRIPTS:
             return Response(status_code=404)
-        return Response((_STATIC / name).read_bytes(), media_type="text/javascript")
+        return Response((_STATIC / name).read_bytes(), media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
