@@ -99,8 +99,12 @@ def create_app(
 
 
 def home_of(request: Request) -> Home:
-    config: ServerConfig = request.app.state.config
-    return Home.open(config.home_path)
+    """The app's home, opened once per worker process (its log holds a connection pool)."""
+    home: Home | None = getattr(request.app.state, "home", None)
+    if home is None:
+        config: ServerConfig = request.app.state.config
+        home = request.app.state.home = Home.open(config.home_path)
+    return home
 
 
 HomeDep = Annotated[Home, Depends(home_of)]
@@ -238,7 +242,7 @@ def _public_routes(app: FastAPI) -> None:
     ) -> dict[str, Any]:
         """A record proof (DESIGN Formats 8) by leaf index or by primary key."""
         from pipeline.cli import _parse_key
-        from pipeline.prove import prove_record
+        from pipeline.server.proofs import prove_from_cache
 
         if (index is None) == (key is None):
             raise UsageError("give exactly one of index and key")
@@ -246,8 +250,8 @@ def _public_routes(app: FastAPI) -> None:
         if index is not None and index >= info.manifest["records"]:
             raise ApiError(404, f"no record {index}: the version has "
                                 f"{info.manifest['records']} records")
-        record_proof = prove_record(catalog.home, trial, dataset, version=v, index=index,
-                                    key=_parse_key(key) if key is not None else None)
+        record_proof = prove_from_cache(catalog.home, info, index=index,
+                                        key=_parse_key(key) if key is not None else None)
         return record_proof.to_json_object()
 
     @app.get(f"{base}/versions/{{v}}/bundle", responses=_ERRORS)

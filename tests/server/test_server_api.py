@@ -279,3 +279,24 @@ def test_anchor_route_anchors_when_the_log_grew(own_home: ServedHome, tmp_path: 
     anchored = client.post("/api/v1/anchor", headers=auth).json()
     assert anchored["anchored"] is True and anchored["size"] == 4
     assert client.get("/checkpoint").text.startswith("trials.example.org/log\n4\n")
+
+
+def test_served_proofs_equal_the_cli_proofs_across_row_groups(tmp_path: Path) -> None:
+    """Row groups hold up to 8,192-131,072 rows: proofs on each side of a boundary."""
+    import pyarrow.parquet as pq
+    from conftest import build_home
+
+    from pipeline.prove import prove_record
+
+    served = build_home(tmp_path, rows=20_000)
+    records = served.path / "datasets" / TRIAL / "dm" / "v1" / "records.parquet"
+    assert pq.ParquetFile(records).metadata.num_row_groups > 1
+    with TestClient(create_app(served.path)) as client:
+        for index in (0, 8191, 8192, 16384, 19999):
+            body = client.get(f"{DM}/versions/1/proof", params={"index": index}).json()
+            expected = prove_record(served.home, TRIAL, "dm", version=1, index=index)
+            assert body == expected.to_json_object(), index
+        by_key = client.get(f"{DM}/versions/1/proof", params={"key": "USUBJID=S-9999"}).json()
+    assert by_key["record"]["USUBJID"] == "S-9999"
+    verify_record_proof(parse_record_proof(json.dumps(by_key)),
+                        [Verifier.from_vkey(served.vkey)])
