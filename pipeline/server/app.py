@@ -231,7 +231,7 @@ def _public_routes(app: FastAPI) -> None:
             catalog.version_file(info, "contract.json").read_bytes())
         return descriptor
 
-    @app.get(f"{base}/versions/{{v}}/proof", responses=_ERRORS)
+    @app.get(f"{base}/versions/{{v}}/proof", responses=_ERRORS, response_class=JSONResponse)
     def proof(
         trial: str,
         dataset: str,
@@ -239,7 +239,7 @@ def _public_routes(app: FastAPI) -> None:
         catalog: CatalogDep,
         index: Annotated[int | None, Query(ge=0)] = None,
         key: Annotated[str | None, Query(description="COL=VALUE[,COL=VALUE...]")] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """A record proof (DESIGN Formats 8) by leaf index or by primary key."""
         from pipeline.cli import _parse_key
         from pipeline.server.proofs import prove_from_cache
@@ -252,7 +252,7 @@ def _public_routes(app: FastAPI) -> None:
                                 f"{info.manifest['records']} records")
         record_proof = prove_from_cache(catalog.home, info, index=index,
                                         key=_parse_key(key) if key is not None else None)
-        return record_proof.to_json_object()
+        return JSONResponse(record_proof.to_json_object())
 
     @app.get(f"{base}/versions/{{v}}/bundle", responses=_ERRORS)
     def bundle(trial: str, dataset: str, v: int, catalog: CatalogDep) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from pipeline.errors import StoreError
 from pipeline.home import Home
 from pipeline.store import Store, VersionInfo, check_name
 
+#: anchors folder -> (its mtime, the newest note's file and mtime, the note), per worker.
+_latest_note: dict[str, tuple[int, Path, int, str]] = {}
+
 
 def _checkpoint_summary(note: str) -> dict[str, Any]:
     body = Checkpoint.from_body(parse_note(note).text)
@@ -61,10 +64,28 @@ class Catalog:
         return out
 
     def latest_anchored_checkpoint(self) -> str | None:
-        from pipeline.anchor import anchored, receipts_for
+        """The newest anchored note. Re-read only when the anchors folder (a new anchoring
+        renames a folder into it) or that note's file (cosignatures added) changed."""
+        from pipeline.anchor import anchored
 
+        folder = self.home.path / "anchors"
+        try:
+            folder_mtime = folder.stat().st_mtime_ns
+            cached = _latest_note.get(str(folder))
+            if cached is not None:
+                mtime, path, path_mtime, note = cached
+                if mtime == folder_mtime and path.stat().st_mtime_ns == path_mtime:
+                    return note
+        except FileNotFoundError:
+            pass
         sizes = anchored(self.home)
-        return receipts_for(self.home, sizes[-1])[0] if sizes else None
+        if not sizes:
+            return None
+        path = folder / f"{sizes[-1]:012d}" / "checkpoint.txt"
+        stamp = (folder.stat().st_mtime_ns, path, path.stat().st_mtime_ns)
+        note = path.read_text(encoding="utf-8")
+        _latest_note[str(folder)] = (*stamp, note)
+        return note
 
     # -- trials, datasets, versions ------------------------------------------------
 

@@ -15,7 +15,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from anchoring.bundle import RecordProof, build_record_proof
 from anchoring.merkle.tree import MerkleTree
@@ -101,6 +101,30 @@ def _rows(info: VersionInfo) -> VersionRows:
     return rows
 
 
+class _LogProofs:
+    """The log's inclusion proofs, remembered: a proof for (index, size) never changes, and
+    every record of a version shares its manifest's proof."""
+
+    KEPT = 4096
+    _proofs: ClassVar[OrderedDict[tuple[str, int, int | None], list[bytes]]] = OrderedDict()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        key = (self.home.log_url, index, size)
+        with self._lock:
+            found = self._proofs.get(key)
+        if found is None:
+            found = self.home.log().inclusion_proof(index, size)
+            with self._lock:
+                self._proofs[key] = found
+                if len(self._proofs) > self.KEPT:
+                    self._proofs.popitem(last=False)
+        return list(found)
+
+
 def prove_from_cache(home: Home, info: VersionInfo, *, index: int | None = None,
                      key: Mapping[str, str] | None = None) -> RecordProof:
     """A record proof (DESIGN Formats 8) by leaf index or primary key."""
@@ -114,6 +138,6 @@ def prove_from_cache(home: Home, info: VersionInfo, *, index: int | None = None,
     checkpoint, anchors = _checkpoint_for(home, info.log_index)
     return build_record_proof(
         record=record, salt=salt, leaf_index=index, dataset_tree=rows.tree,
-        dataset_size=rows.tree.size, manifest=info.manifest, log=home.log(),
+        dataset_size=rows.tree.size, manifest=info.manifest, log=_LogProofs(home),
         log_index=info.log_index, checkpoint=checkpoint, anchors=anchors,
     )

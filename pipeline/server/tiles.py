@@ -21,6 +21,9 @@ __all__ = [
 ]
 
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -89,10 +92,43 @@ def _require_span(log_size: int, level: int, tile: TileRequest) -> None:
         raise ApiError(404, "the log does not have that tile yet")
 
 
+#: Full tiles kept per worker: they never change, and mirrors ask for the same ones.
+FULL_TILES_KEPT = 2048
+_full_tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+_full_tiles_lock = threading.Lock()
+
+
+def _remembered(key: tuple[str, int, int], tile: TileRequest, read: Callable[[], bytes]
+                ) -> bytes:
+    if tile.partial:
+        return read()
+    with _full_tiles_lock:
+        data = _full_tiles.get(key)
+        if data is not None:
+            _full_tiles.move_to_end(key)
+            return data
+    data = read()
+    with _full_tiles_lock:
+        _full_tiles[key] = data
+        if len(_full_tiles) > FULL_TILES_KEPT:
+            _full_tiles.popitem(last=False)
+    return data
+
+
 def tile_hashes(log: TransparencyLog, level: int, tile: TileRequest) -> bytes:
     """The tile's hashes, concatenated (C2SP tlog-tiles)."""
     if not 0 <= level <= MAX_LEVEL:
         raise ApiError(404, f"no tile level {level}")
+    return _remembered((repr(log), level, tile.index), tile,
+                       lambda: _read_tile_hashes(log, level, tile))
+
+
+def entry_bundle(log: TransparencyLog, tile: TileRequest) -> bytes:
+    """The entries' leaf inputs, each as uint16 big-endian length || bytes (C2SP tlog-tiles)."""
+    return _remembered((repr(log), -1, tile.index), tile, lambda: _read_entry_bundle(log, tile))
+
+
+def _read_tile_hashes(log: TransparencyLog, level: int, tile: TileRequest) -> bytes:
     start = tile.index * TILE_WIDTH
     _require_span(log.size(), level, tile)
     with log.reading() as conn:
@@ -107,8 +143,7 @@ def tile_hashes(log: TransparencyLog, level: int, tile: TileRequest) -> bytes:
     return b"".join(bytes(r[1]) for r in rows)
 
 
-def entry_bundle(log: TransparencyLog, tile: TileRequest) -> bytes:
-    """The entries' leaf inputs, each as uint16 big-endian length || bytes (C2SP tlog-tiles)."""
+def _read_entry_bundle(log: TransparencyLog, tile: TileRequest) -> bytes:
     start = tile.index * TILE_WIDTH
     _require_span(log.size(), 0, tile)
     with log.reading() as conn:

@@ -300,3 +300,17 @@ def test_served_proofs_equal_the_cli_proofs_across_row_groups(tmp_path: Path) ->
     assert by_key["record"]["USUBJID"] == "S-9999"
     verify_record_proof(parse_record_proof(json.dumps(by_key)),
                         [Verifier.from_vkey(served.vkey)])
+
+
+def test_checkpoint_shows_cosignatures_added_to_the_anchored_note(own_home: ServedHome) -> None:
+    from anchoring.note import COSIGNATURE_V1, Signer, parse_note
+    from pipeline.anchor import anchored
+
+    with TestClient(create_app(own_home.path)) as client:
+        before = client.get("/checkpoint").text
+        witness = Signer.generate("witness.example.org", COSIGNATURE_V1)
+        note_file = (own_home.path / "anchors" / f"{anchored(own_home.home)[-1]:012d}"
+                     / "checkpoint.txt")
+        note_file.write_text(before + witness.signature_line(parse_note(before).text))
+        after = client.get("/checkpoint").text
+    assert after.startswith(before) and "\u2014 witness.example.org " in after
