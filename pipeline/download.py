@@ -20,7 +20,7 @@ The latest checkpoint seen per origin is kept under
 
 from __future__ import annotations
 
-__all__ = ["DownloadFailed", "DownloadResult", "download", "state_dir"]
+__all__ = ["DownloadFailed", "DownloadResult", "download", "hex_salts", "state_dir"]
 
 import hashlib
 import json
@@ -271,9 +271,22 @@ def _check_records(path: Path, contract: Any, manifest: dict[str, Any]) -> Any:
         SALT_COLUMN, salts.cast(pa.binary(32)))
 
 
-def _write_records(table: Any, target: Path, fmt: str) -> None:
+def hex_salts(salts: Any) -> Any:
+    """32-byte salts as an Arrow string array of lowercase hex (DESIGN Formats 9), for CSV."""
+    import binascii
+
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    if isinstance(salts, pa.ChunkedArray):
+        salts = salts.combine_chunks()
+    salts = salts.cast(pa.binary(32))
+    data = salts.buffers()[1].to_pybytes()[salts.offset * 32 : (salts.offset + len(salts)) * 32]
+    text = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(64), len(salts), [None, pa.py_buffer(binascii.hexlify(data))])
+    return text.cast(pa.binary()).cast(pa.string())
+
+
+def _write_records(table: Any, target: Path, fmt: str) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -281,10 +294,8 @@ def _write_records(table: Any, target: Path, fmt: str) -> None:
         pq.write_table(table, target)
     else:
         index = table.schema.get_field_index(SALT_COLUMN)
-        hex_salts = pc.call_function("binary_to_hex", [table.column(SALT_COLUMN)]) if hasattr(
-            pc, "binary_to_hex") else pa.array(
-            [s.hex() for s in table.column(SALT_COLUMN).to_pylist()], pa.string())
-        pacsv.write_csv(table.set_column(index, SALT_COLUMN, hex_salts), target)
+        salts = hex_salts(table.column(SALT_COLUMN))
+        pacsv.write_csv(table.set_column(index, SALT_COLUMN, salts), target)
     with open(target, "rb+") as f:
         os.fsync(f.fileno())
 

@@ -329,17 +329,17 @@ def _csv_rows(path: Path) -> Iterator[bytes]:
     import io
 
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    from pipeline.download import hex_salts
 
     parquet = pq.ParquetFile(path)
     first = True
     for batch in parquet.iter_batches(batch_size=65_536):
-        salts = batch.column(SALT_COLUMN).cast(pa.binary())
-        table = pa.Table.from_batches([batch]).set_column(
-            batch.schema.get_field_index(SALT_COLUMN), SALT_COLUMN, pc.binary_to_hex(salts)
-            if hasattr(pc, "binary_to_hex") else pa.array([s.hex() for s in salts.to_pylist()]))
+        index = batch.schema.get_field_index(SALT_COLUMN)
+        table = pa.Table.from_batches([batch])
+        table = table.set_column(index, SALT_COLUMN, hex_salts(batch.column(index)))
         out = io.BytesIO()
         pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=first))
         first = False
