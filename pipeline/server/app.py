@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,7 +41,7 @@ _STATIC = Path(__file__).with_name("static")
 ErrorBody = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "bad request", **ErrorBody},
+    400: {"description": "bad request: a parameter of the wrong type or form", **ErrorBody},
     404: {"description": "not found", **ErrorBody},
 }
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -78,6 +79,10 @@ def create_app(
     async def _any_error(_request: Request, exc: Exception) -> JSONResponse:
         status = status_for(exc)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, RequestValidationError):
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+                for e in exc.errors())
         if status >= 500:
             message = f"internal error ({type(exc).__name__})"
         return JSONResponse({"error": message}, status_code=status)
@@ -88,7 +93,7 @@ def create_app(
                             headers=exc.headers)
 
     # Expected errors are answered without reaching the server's error log.
-    for kind in (ApiError, PipelineError, AnchoringError):
+    for kind in (ApiError, PipelineError, AnchoringError, RequestValidationError):
         app.add_exception_handler(kind, _any_error)
     _public_routes(app)
     _sponsor_routes(app)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["ApiError", "status_for"]
 
+from fastapi.exceptions import RequestValidationError
+
 from anchoring.errors import AnchoringError, LogConsistencyError, LogError, VerificationError
 from pipeline.errors import (
     ContractError,
@@ -27,6 +29,8 @@ def status_for(exc: BaseException) -> int:
     """The HTTP status of an exception raised while serving a request."""
     if isinstance(exc, ApiError):
         return exc.status
+    if isinstance(exc, RequestValidationError):  # a parameter of the wrong type or form
+        return 400
     if isinstance(exc, StoreError):  # unknown trial, dataset, version or record
         return 404
     if isinstance(exc, ValidationFailed):

@@ -104,6 +104,9 @@ def test_unknown_things_are_404_with_a_json_error(client: TestClient, path: str)
     "/tile/entries/../../keys/log.skey",
     "/tile/0/x../000",
     "/static/..%2Fpage.py",
+    f"{DM}/versions/..%2F..%2F..%2Fkeys/report",
+    f"{DM}/versions/1%2F..%2F..%2Fkeys/report.html",
+    f"{DM}/versions/-1/proof?index=0",
 ])
 def test_traversal_and_odd_names_never_reach_a_file(client: TestClient, path: str) -> None:
     response = client.get(path)
@@ -147,7 +150,7 @@ def test_records_parquet_and_csv_in_leaf_order_with_salts(client: TestClient,
     assert len(lines) == 42
     first_salt = table.column("_salt")[0].as_py().hex()
     assert lines[1].endswith(f'"{first_salt}"')
-    assert client.get(f"{DM}/versions/2/records", params={"format": "xml"}).status_code == 422
+    assert client.get(f"{DM}/versions/2/records", params={"format": "xml"}).status_code == 400
 
 
 def test_bundle_carries_manifest_contract_and_a_tlog_proof(client: TestClient,
