@@ -34,9 +34,7 @@ from pipeline.store import SALT_COLUMN, VersionInfo, check_name
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_CACHE = "public, max-age=10"
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
-_UPLOAD_CHUNK = 1 << 20
 _DELIVERY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-_STATIC = Path(__file__).with_name("static")
 
 ErrorBody = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
@@ -61,7 +59,8 @@ class ServerConfig:
 def create_app(
     home_path: Path, *, max_upload_bytes: int | None = None, registry: Path | None = None
 ) -> FastAPI:
-    """The app over the home at ``home_path`` (opened per request: the app keeps no state)."""
+    """The app over the home at ``home_path``. It keeps no state of its own: what it caches
+    (the opened log, parts of committed versions) never changes once written."""
     Home.open(home_path)  # fail at start, not at the first request
     limit = max_upload_bytes
     if limit is None:
