@@ -6,43 +6,50 @@ __all__ = ["download"]
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+Stage = Callable[[str], None]
+Transfer = Callable[[int, int | None], None]
+
 
 @contextmanager
-def _transfer_bar(enabled: bool) -> Iterator[object]:
-    """A progress bar on stderr for large transfers (see PROGRESS_FROM_BYTES)."""
+def _progress(title: str, enabled: bool) -> Iterator[tuple[Stage, Transfer | None]]:
+    """One display on stderr: the current step, and a bar for large transfers (see
+    PROGRESS_FROM_BYTES). Off a terminal, one line per step and no bar."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
         Progress,
+        SpinnerColumn,
+        TextColumn,
         TransferSpeedColumn,
     )
 
+    from pipeline.cli_progress import stage_progress
     from pipeline.download import PROGRESS_FROM_BYTES
 
-    if not enabled:
-        yield None
+    if not enabled or not sys.stderr.isatty():
+        with stage_progress(title, enabled=enabled) as stage:
+            yield stage, None
         return
-    console = Console(stderr=True, force_terminal=sys.stderr.isatty() or None)
-    with Progress("records", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True) as bar:
-        task = None
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(title, total=None)
 
-        def update(done: int, total: int | None) -> None:
-            nonlocal task
-            if total is not None and total < PROGRESS_FROM_BYTES:
-                return
-            if task is None:
-                task = bar.add_task("records", total=total)
-            bar.update(task, completed=done)
+        def stage(name: str) -> None:
+            bar.update(task, description=f"{title}: {name}")
 
-        yield update
+        def transfer(done: int, total: int | None) -> None:
+            if total is None or total >= PROGRESS_FROM_BYTES:
+                bar.update(task, completed=done, total=total)
+
+        yield stage, transfer
 
 
 @click.command()
@@ -71,17 +78,15 @@ def download(url: str, trial: str, dataset: str, version: int | None, out_dir: P
     behind), 2 usage or input error.
     """
     from pipeline.cli import _read_vkeys
-    from pipeline.cli_progress import stage_progress
     from pipeline.download import download as run_download
 
     trusted = _read_vkeys(vkeys)
     witnesses = _read_vkeys(witness_keys)
     threshold = len(witnesses) if witness_threshold is None else witness_threshold
-    with stage_progress(f"download {trial}/{dataset}", enabled=not as_json) as stage, \
-            _transfer_bar(not as_json) as bar:
+    with _progress(f"download {trial}/{dataset}", not as_json) as (stage, transfer):
         result = run_download(url, trial, dataset, out_dir, trusted, version=version,
                               witnesses=witnesses, witness_threshold=threshold, fmt=fmt,
-                              progress=bar if callable(bar) else None, stage=stage)
+                              progress=transfer, stage=stage)
     text = (f"verified {trial}/{dataset} v{result.version}: {result.records} records, root "
             f"{result.root[:16]}…, log entry {result.log_index} in a checkpoint of size "
             f"{result.checkpoint_size}\nwrote {', '.join(str(f) for f in result.files)}")

@@ -178,3 +178,37 @@ def test_usage_errors_exit_2(server_url: str, served: ServedHome, tmp_path: Path
     down = run_download("http://127.0.0.1:9", tmp_path / "o", tmp_path / "cfg", "--dataset",
                         "dm", "--vkey", served.vkey)
     assert down.returncode == 2 and "cannot connect" in down.stderr
+
+
+def test_download_on_a_terminal_shows_its_progress(server_url: str, served: ServedHome,
+                                                   tmp_path: Path) -> None:
+    """On a terminal the step (and, for large transfers, a bar) shows on one rich display."""
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "COLUMNS": "120"}
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a terminal must be read, or the writer blocks
+        try:
+            while data := os.read(leader, 65536):
+                chunks.append(data)
+        except OSError:  # the terminal closed
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "download", server_url, "--trial", TRIAL,
+         "--dataset", "dm", "--out", str(tmp_path / "out"), "--vkey", served.vkey],
+        stdin=follower, stdout=subprocess.PIPE, stderr=follower, env=env)
+    stdout, _ = process.communicate(timeout=120)
+    os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, shown
+    assert b"verified TRIAL01/dm v2" in stdout
+    assert "download TRIAL01/dm" in shown and "Traceback" not in shown
+    assert (tmp_path / "out" / "records.parquet").is_file()
