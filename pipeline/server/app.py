@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anchoring.checkpoint import Checkpoint, TlogProof
@@ -26,7 +27,7 @@ from pipeline.errors import PipelineError, StoreError, UsageError
 from pipeline.home import Home
 from pipeline.server.catalog import Catalog
 from pipeline.server.errors import ApiError, status_for
-from pipeline.server.tiles import entry_bundle, parse_tile_path, tile_hashes
+from pipeline.server.tiles import entry_bundle, parse_tile_path, remembered_tile, tile_hashes
 from pipeline.server.tokens import Token, TokenStore
 from pipeline.store import SALT_COLUMN, VersionInfo, check_name
 
@@ -111,14 +112,19 @@ def home_of(request: Request) -> Home:
     return home
 
 
-HomeDep = Annotated[Home, Depends(home_of)]
+async def _home_dependency(request: Request) -> Home:
+    # Async, so that FastAPI resolves it on the event loop, not in its thread pool.
+    return home_of(request)
 
 
-def catalog_of(home: HomeDep) -> Catalog:
+HomeDep = Annotated[Home, Depends(_home_dependency)]
+
+
+async def _catalog_dependency(home: HomeDep) -> Catalog:
     return Catalog(home)
 
 
-CatalogDep = Annotated[Catalog, Depends(catalog_of)]
+CatalogDep = Annotated[Catalog, Depends(_catalog_dependency)]
 
 
 def _version(catalog: Catalog, trial: str, dataset: str, v: int) -> VersionInfo:
@@ -131,7 +137,7 @@ def _version(catalog: Catalog, trial: str, dataset: str, v: int) -> VersionInfo:
 def _public_routes(app: FastAPI) -> None:
     @app.get("/checkpoint", response_class=Response, responses={
         200: {"content": {"text/plain": {}}}, 404: _ERRORS[404]})
-    def checkpoint(catalog: CatalogDep) -> Response:
+    async def checkpoint(catalog: CatalogDep) -> Response:
         """The latest anchored checkpoint (C2SP tlog-checkpoint), with its cosignatures."""
         note = catalog.latest_anchored_checkpoint()
         if note is None:
@@ -141,19 +147,25 @@ def _public_routes(app: FastAPI) -> None:
 
     @app.get("/tile/entries/{index:path}", response_class=Response, responses={
         200: {"content": {"application/octet-stream": {}}}, 404: _ERRORS[404]})
-    def entries_tile(index: str, home: HomeDep) -> Response:
+    async def entries_tile(index: str, home: HomeDep) -> Response:
         """An entry bundle (C2SP tlog-tiles): uint16-length-prefixed log entries."""
-        data = entry_bundle(home.log(), parse_tile_path(index))
+        tile = parse_tile_path(index)
+        data = remembered_tile(home.log(), None, tile)
+        if data is None:
+            data = await run_in_threadpool(entry_bundle, home.log(), tile)
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": IMMUTABLE})
 
     @app.get("/tile/{level}/{index:path}", response_class=Response, responses={
         200: {"content": {"application/octet-stream": {}}}, 404: _ERRORS[404]})
-    def hash_tile(level: str, index: str, home: HomeDep) -> Response:
+    async def hash_tile(level: str, index: str, home: HomeDep) -> Response:
         """A Merkle tile (C2SP tlog-tiles): up to 256 hashes of tree level 8·L."""
         if not level.isdigit() or str(int(level)) != level:
             raise ApiError(404, f"no tile level {level!r}")
-        data = tile_hashes(home.log(), int(level), parse_tile_path(index))
+        tile = parse_tile_path(index)
+        data = remembered_tile(home.log(), int(level), tile)
+        if data is None:
+            data = await run_in_threadpool(tile_hashes, home.log(), int(level), tile)
         return Response(data, media_type="application/octet-stream",
                         headers={"Cache-Control": IMMUTABLE})
 

@@ -17,6 +17,7 @@ __all__ = [
     "encode_index",
     "entry_bundle",
     "parse_tile_path",
+    "remembered_tile",
     "tile_hashes",
 ]
 
@@ -96,6 +97,15 @@ def _require_span(log_size: int, level: int, tile: TileRequest) -> None:
 FULL_TILES_KEPT = 2048
 _full_tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
 _full_tiles_lock = threading.Lock()
+
+
+def remembered_tile(log: TransparencyLog, level: int | None, tile: TileRequest) -> bytes | None:
+    """A full tile (``level`` None: an entry bundle) already read by this worker, or None."""
+    if tile.partial:
+        return None
+    key = (repr(log), -1 if level is None else level, tile.index)
+    with _full_tiles_lock:
+        return _full_tiles.get(key)
 
 
 def _remembered(key: tuple[str, int, int], tile: TileRequest, read: Callable[[], bytes]
