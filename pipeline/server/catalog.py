@@ -18,6 +18,9 @@ from pipeline.errors import StoreError
 from pipeline.home import Home
 from pipeline.store import Store, VersionInfo, check_name
 
+#: Committed versions remembered per worker, by (home, trial, dataset, version).
+VERSIONS_KEPT = 4096
+_committed: dict[tuple[str, str, str, int], VersionInfo] = {}
 #: anchors folder -> (its mtime, the newest note's file and mtime, the note), per worker.
 _latest_note: dict[str, tuple[int, Path, int, str]] = {}
 
@@ -111,9 +114,17 @@ class Catalog:
         return infos
 
     def version(self, trial: str, dataset: str, version: int) -> VersionInfo:
-        check_name(trial, "trial")
-        check_name(dataset, "dataset")
-        return self.store.version(trial, dataset, version)
+        """A committed version; remembered, since the append-only log never changes it."""
+        key = (str(self.home.path), trial, dataset, version)
+        info = _committed.get(key)
+        if info is None:
+            check_name(trial, "trial")
+            check_name(dataset, "dataset")
+            info = self.store.version(trial, dataset, version)
+            if len(_committed) >= VERSIONS_KEPT:
+                _committed.clear()
+            _committed[key] = info
+        return info
 
     def version_summary(self, info: VersionInfo) -> dict[str, Any]:
         anchors = [a for a in self.anchors() if a["size"] > info.log_index]
