@@ -67,7 +67,9 @@ function versionsTable(trial, dataset, versions) {
     for (const a of v.anchors.slice(0, 3)) {
       const receipts = a.receipts.map((r) => {
         const detail = r.receipt || {};
-        const extra = detail.tx_hash ? ` tx ${detail.tx_hash.slice(0, 12)}…` : detail.gen_time ? ` TSA ${detail.gen_time}` : "";
+        const chain = detail.chain_id !== undefined ? ` chain ${detail.chain_id}` : "";
+        const extra = detail.tx_hash ? `${chain} tx ${detail.tx_hash.slice(0, 12)}…`
+          : detail.gen_time ? ` TSA time ${detail.gen_time}` : "";
         return `${r.ledger} (${r.state})${extra}`;
       }).join(", ");
       const cosigners = a.signatures.length > 1 ? `; cosigned by ${a.signatures.slice(1).join(", ")}` : "";
