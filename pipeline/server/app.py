@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from anchoring.checkpoint import Checkpoint, TlogProof
 from anchoring.errors import AnchoringError
@@ -35,6 +36,8 @@ from pipeline.store import SALT_COLUMN, VersionInfo, check_name
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_CACHE = "public, max-age=10"
 DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
+#: Room for the multipart framing around an upload's bytes.
+MULTIPART_SLACK = 64 << 10
 _DELIVERY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 ErrorBody = {"content": {"application/json": {"schema": {
@@ -48,6 +51,28 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong token", **ErrorBody},
     403: {"description": "the token is for another trial", **ErrorBody},
 }
+
+
+class UploadCap:
+    """Refuse an oversized delivery upload from its Content-Length, before its body is read
+    (and spooled to disk by the multipart parser). A plain ASGI middleware: no cost for
+    other requests."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["method"] == "POST"
+                and scope["path"].endswith("/deliveries")):
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit + MULTIPART_SLACK:
+                response = JSONResponse(
+                    {"error": f"the delivery is larger than {self.limit} bytes"},
+                    status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,8 @@ def create_app(
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers=exc.headers)
+
+    app.add_middleware(UploadCap, limit=config.max_upload_bytes)
 
     # Expected errors are answered without reaching the server's error log.
     for kind in (ApiError, PipelineError, AnchoringError, RequestValidationError):

@@ -258,6 +258,12 @@ def test_uploads_are_capped_and_checked(own_home: ServedHome, tmp_path: Path) ->
     url = f"{DM}/deliveries"
     big = client.post(url, files={"file": ("big.csv", b"x" * 101, "text/csv")}, headers=auth)
     assert big.status_code == 413
+    huge = client.post(url, files={"file": ("huge.csv", b"x" * (100 << 10), "text/csv")},
+                       headers=auth)
+    assert huge.status_code == 413 and "larger than 100 bytes" in huge.json()["error"]
+    # Refused from its Content-Length, before the body is read: even before the token check.
+    early = client.post(url, files={"file": ("huge.csv", b"x" * (100 << 10), "text/csv")})
+    assert early.status_code == 413
     assert not list((tmp_path / "incoming" / "dm").iterdir())
     assert not list((own_home.path / "work" / "uploads").iterdir())
     wrong_kind = client.post(url, files={"file": ("dm.xpt", b"abc", "x")}, headers=auth)
