@@ -65,8 +65,9 @@ class VersionRows:
 
         number = bisect.bisect_right(self.starts, index) - 1
         table = self._group(number)
-        row = index - self.starts[number]
-        return record_values(table, self.contract, row), table.column(SALT_COLUMN)[row].as_py()
+        # One row's slice: record_values combines each column it reads, so keep that small.
+        row = table.slice(index - self.starts[number], 1)
+        return record_values(row, self.contract, 0), row.column(SALT_COLUMN)[0].as_py()
 
     def index_for(self, key: Mapping[str, str]) -> int:
         from pipeline.prove import find_record
