@@ -1,4 +1,4 @@
-"""Run the benchmark suites: ``python -m bench.run [--only core|ingest] [--quick] [--no-doc]``.
+"""Run the benchmark suites: ``python -m bench.run [--only SUITE] [--quick] [--no-doc]``.
 
 Each suite is a module ``bench.<name>`` with ``run(ctx: Context) -> SuiteReport``.
 A full run writes ``bench/out/results-<name>.json`` and regenerates the
