@@ -1,11 +1,11 @@
-# trialproof: make install | demo | test | bench | lint | airflow | lock | clean
+# trialproof: make install | demo | test | bench | lint | airflow | serve | lock | clean
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test bench airflow lint lock clean
+.PHONY: install demo test bench airflow serve lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)
 
 airflow: $(STAMP)
 	bash scripts/airflow_standalone.sh
+
+serve: $(STAMP)
+	$(BIN)/trialproof serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check anchoring pipeline dags tests bench

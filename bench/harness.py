@@ -439,8 +439,8 @@ code means the step was waiting for a CPU, i.e. the machine was busy."""
 def about_block(machine: dict[str, Any]) -> str:
     return "\n".join([
         "Run all suites with `make bench` (it runs `.venv/bin/python -m bench.run`). "
-        "`python -m bench.run --only core` (or `--only ingest`, `--only cli`) runs one suite; "
-        "`--quick` is a smoke run at 1/10 of the sizes, which writes "
+        "`python -m bench.run --only core` (or `--only ingest`, `--only cli`, `--only serve`) "
+        "runs one suite; `--quick` is a smoke run at 1/10 of the sizes, which writes "
         "`bench/out/results-<suite>-quick.json` and leaves this document alone. Full runs "
         "write `bench/out/results-<suite>.json` "
         "(git-ignored) and regenerate the sections between the `<!-- <suite>:begin -->` / "

@@ -1,4 +1,4 @@
-"""Run the benchmark suites: ``python -m bench.run [--only core|ingest|cli] [--quick] [--no-doc]``.
+"""Run the benchmark suites: ``python -m bench.run [--only SUITE] [--quick] [--no-doc]``.
 
 Each suite is a module ``bench.<name>`` with ``run(ctx: Context) -> SuiteReport``.
 A full run writes ``bench/out/results-<name>.json`` and regenerates the
@@ -29,7 +29,7 @@ from bench.harness import (
 )
 
 #: The suites, in the order ``make bench`` runs them.
-SUITES = ("core", "ingest", "cli")
+SUITES = ("core", "ingest", "cli", "serve")
 
 
 def _load(name: str, required: bool) -> object | None:

@@ -469,6 +469,12 @@ from pipeline import cli_browse  # noqa: E402  (it builds on the helpers above)
 cli.add_command(cli_browse.trials)
 cli.add_command(cli_browse.datasets)
 
+from pipeline import cli_download, cli_serve, cli_tokens  # noqa: E402
+
+cli.add_command(cli_serve.serve)
+cli.add_command(cli_tokens.tokens)
+cli.add_command(cli_download.download)
+
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, BundleVerificationError):
