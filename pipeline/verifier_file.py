@@ -1,4 +1,4 @@
-"""``verifier.py``: the record-proof verifier (DESIGN Formats 8) as one file to download.
+"""``verifier.py``: the proof verifier (docs/formats.md §8) as one file to download.
 
 The file is generated from the real :mod:`anchoring.verify` and the modules it
 imports, never maintained by hand: their sources are embedded, and a small
@@ -7,7 +7,8 @@ library and ``cryptography``. Usage::
 
     python verifier.py PROOF.json --vkey VKEY [--vkey VKEY ...]
 
-Exit status: 0 verified, 1 a step failed, 2 malformed input.
+It runs :func:`anchoring.verify.main`, so it takes the options of ``trialproof verify``
+and exits as it does: 0 verified, 1 a step failed, 2 malformed input.
 """
 
 from __future__ import annotations
@@ -61,39 +62,9 @@ sys.meta_path.insert(0, _Embedded())
 
 _MAIN = '''
 
-def main(argv=None):
-    import argparse
-
-    from anchoring.bundle import parse_record_proof
-    from anchoring.errors import BundleVerificationError, MalformedError, KeyFormatError
-    from anchoring.note import Verifier
-    from anchoring.verify import verify_record_proof
-
-    parser = argparse.ArgumentParser(description="Verify a trialproof record proof offline.")
-    parser.add_argument("proof", help="the record-proof JSON file")
-    parser.add_argument("--vkey", action="append", required=True, help="a trusted log vkey")
-    args = parser.parse_args(argv)
-    try:
-        trusted = [Verifier.from_vkey(v) for v in args.vkey]
-        with open(args.proof, "rb") as f:
-            proof = parse_record_proof(f.read())
-    except (OSError, MalformedError, KeyFormatError) as exc:
-        print("malformed: " + str(exc), file=sys.stderr)
-        return 2
-    try:
-        verify_record_proof(proof, trusted)
-    except BundleVerificationError as exc:
-        print("verification failed at step '" + exc.step.value + "': " + exc.reason,
-              file=sys.stderr)
-        return 1
-    m = proof.manifest
-    print("verified: record %d of %s/%s v%s is in log entry %d at size %d"
-          % (proof.leaf_index, m["trial"], m["dataset"], m["version"], proof.log_index,
-             proof.log_size))
-    return 0
-
-
 if __name__ == "__main__":
+    from anchoring.verify import main
+
     sys.exit(main())
 '''
 

@@ -123,6 +123,9 @@ def create_app(
     for kind in (ApiError, PipelineError, AnchoringError, RequestValidationError):
         app.add_exception_handler(kind, _any_error)
     _public_routes(app)
+    from pipeline.server.preregistration import preregistration_routes
+
+    preregistration_routes(app, _home_dependency)
     _sponsor_routes(app)
     from pipeline.server.page import page_routes
 

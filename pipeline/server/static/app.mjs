@@ -1,6 +1,6 @@
 // The page: browse trials, datasets and versions; chart the log; verify a record proof.
 // Every request is same-origin; verification trusts only the vkeys pinned in the page.
-import { MalformedError, StepError, verifyRecordProof } from "/static/verify.mjs";
+import { MalformedError, StepError, verifyProof } from "/static/verify.mjs";
 
 const pinned = JSON.parse(document.getElementById("pinned-vkeys").textContent);
 const $ = (id) => document.getElementById(id);
@@ -34,10 +34,15 @@ async function verifyText(text) {
     return;
   }
   try {
-    const ok = await verifyRecordProof(proof, pinned);
+    const ok = await verifyProof(proof, pinned);
     const notChecked = ok.anchors_not_checked.length
       ? ` Anchor receipts not checked in the browser: ${ok.anchors_not_checked.join(", ")}.` : "";
-    showResult("verified", "", `Verified: record ${ok.leaf_index} of ${ok.trial}/${ok.dataset} v${ok.version} is in log entry ${ok.log_index} of a checkpoint of size ${ok.size} signed by the pinned key.${notChecked}`);
+    const what = ok.entry
+      ? (ok.entry.type === "trialproof/document/v1"
+        ? `the ${ok.entry.kind} "${ok.entry.label}" of ${ok.entry.trial} (sha256 ${ok.entry.sha256})`
+        : `a ${ok.entry.type} entry`)
+      : `record ${ok.leaf_index} of ${ok.trial}/${ok.dataset} v${ok.version}`;
+    showResult("verified", "", `Verified: ${what} is in log entry ${ok.log_index} of a checkpoint of size ${ok.size} signed by the pinned key.${notChecked}`);
   } catch (e) {
     if (e instanceof StepError) showResult("failed", e.step, `Failed at step "${e.step}": ${e.reason}`);
     else if (e instanceof MalformedError) showResult("failed", "malformed", `Malformed proof: ${e.message}`);
@@ -87,6 +92,49 @@ function versionsTable(trial, dataset, versions) {
   return table;
 }
 
+async function getJsonOrNull(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function provenText(proven) {
+  if (!proven) return "not anchored yet";
+  return `first anchored ${proven.time} (${proven.ledger}${proven.independent ? "" : ", not independent"})`;
+}
+
+// A trial's registered documents and registry records, in log order (which is the order
+// they were registered), each with its earliest proven time; then the outcome check.
+async function preregistration(trial) {
+  const base = `/api/v1/trials/${encodeURIComponent(trial)}`;
+  const [{ documents }, { records }, outcomes] = await Promise.all([
+    getJson(`${base}/documents`), getJson(`${base}/registry-records`),
+    getJsonOrNull(`${base}/outcomes`)]);
+  if (!documents.length && !records.length) return null;
+  const events = [
+    ...documents.map((d) => ({ index: d.log_index, proven: d.proven_time,
+      text: `${d.kind} "${d.label}" (${d.name}, sha256 ${d.sha256.slice(0, 12)}…)` })),
+    ...records.map((r) => ({ index: r.log_index, proven: r.proven_time,
+      text: `${r.registry} ${r.study_id} record, updated ${r.last_update ?? "?"}` })),
+  ].sort((a, b) => a.index - b.index);
+  const list = el("ol", { class: "prereg-timeline" });
+  for (const e of events) {
+    list.append(el("li", { "data-log-index": e.index },
+      el("span", { class: "mono" }, `log entry ${e.index}: `), e.text,
+      el("div", { class: "muted" }, provenText(e.proven))));
+  }
+  const section = el("div", { class: "prereg" }, el("h4", {}, "Pre-registration"), list);
+  if (outcomes) {
+    const verdict = outcomes.ok
+      ? el("p", { class: "ok", "data-outcomes": "ok" }, "Outcome check: no outcome was switched.")
+      : el("p", { class: "bad", "data-outcomes": "switched" },
+        `Outcome check: ${outcomes.discrepancies} discrepancies between registered and later or reported outcomes.`);
+    section.append(verdict);
+  }
+  return section;
+}
+
 async function loadCatalog() {
   const root = $("catalog");
   const { trials } = await getJson("/api/v1/trials");
@@ -96,6 +144,8 @@ async function loadCatalog() {
   const everything = [];
   for (const { trial, datasets } of trials) {
     const section = el("div", { "data-trial": trial }, el("h3", {}, trial));
+    const prereg = await preregistration(trial);
+    if (prereg) section.append(prereg);
     for (const dataset of datasets) {
       const { versions } = await getJson(`/api/v1/trials/${encodeURIComponent(trial)}/datasets/${encodeURIComponent(dataset)}/versions`);
       everything.push(...versions);

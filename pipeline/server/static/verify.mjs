@@ -8,6 +8,7 @@ export const STEPS = ["record leaf", "dataset path", "manifest", "log path",
   "checkpoint signature", "anchor"];
 const RECORD_PROOF_TYPE = "trialproof/record-proof/v1";
 const MANIFEST_TYPE = "trialproof/dataset-version/v1";
+const ENTRY_PROOF_TYPE = "trialproof/entry-proof/v1";
 const ED25519 = 0x01;
 
 export class StepError extends Error {
@@ -160,6 +161,22 @@ export async function openNote(note, trusted) {
   return parsed;
 }
 
+// RFC 9162 §2.1.3.2: an inclusion proof for (index, size) has exactly this many hashes.
+function inclusionProofLength(index, size) {
+  let inner = 0;
+  for (let x = index ^ (size - 1); x > 0; x = Math.floor(x / 2)) inner += 1;
+  let border = 0;
+  for (let x = Math.floor(index / 2 ** inner); x > 0; x = Math.floor(x / 2)) border += x % 2;
+  return inner + border;
+}
+
+function checkPath(index, size, hashes, what) {
+  if (size === 0 || index >= size) throw new MalformedError(`${what}: index ${index} is not below size ${size}`);
+  if (hashes.length !== inclusionProofLength(index, size)) {
+    throw new MalformedError(`${what}: ${hashes.length} hashes do not fit index ${index} of size ${size}`);
+  }
+}
+
 function checkShape(proof) {
   const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
   const isHashes = (v) => Array.isArray(v) && v.length <= 63
@@ -183,6 +200,8 @@ function checkShape(proof) {
   }
   if (typeof proof.checkpoint !== "string") throw new MalformedError("checkpoint must be text");
   if (!Array.isArray(proof.anchors)) throw new MalformedError("anchors must be a list");
+  checkPath(proof.leaf_index, proof.dataset_size, proof.dataset_proof, "dataset_proof");
+  checkPath(proof.log_index, proof.log_size, proof.log_proof, "log_proof");
 }
 
 async function step(name, work) {
@@ -231,9 +250,60 @@ export async function verifyRecordProof(proof, trustedVkeys) {
     if (!equal(root, checkpoint.root)) throw new Error("the manifest does not lead to the checkpoint's root");
   });
   await step("checkpoint signature", async () => openNote(proof.checkpoint, trusted));
-  // Step 4: receipts are not checked here; each is reported as such (DESIGN Formats 8).
-  const unchecked = proof.anchors.map((a) => (a && typeof a.type === "string" ? a.type : "?"));
   return { origin: checkpoint.origin, size: checkpoint.size, trial: m.trial,
     dataset: m.dataset, version: m.version, leaf_index: proof.leaf_index,
-    log_index: proof.log_index, anchors_not_checked: unchecked };
+    log_index: proof.log_index, anchors_not_checked: uncheckedAnchors(proof) };
+}
+
+// Step 4: receipts are not checked here; each is reported as such (DESIGN Formats 8).
+function uncheckedAnchors(proof) {
+  return proof.anchors.map((a) => (a && typeof a.type === "string" ? a.type : "?"));
+}
+
+function checkEntryShape(proof) {
+  const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
+  if (!proof || typeof proof !== "object" || proof.type !== ENTRY_PROOF_TYPE) {
+    throw new MalformedError(`"type" must be "${ENTRY_PROOF_TYPE}"`);
+  }
+  for (const f of ["log_index", "log_size"]) {
+    if (!isCount(proof[f])) throw new MalformedError(`${f} must be a non-negative integer`);
+  }
+  if (!Array.isArray(proof.log_proof) || proof.log_proof.length > 63
+      || !proof.log_proof.every((h) => typeof h === "string" && /^[0-9a-f]{64}$/.test(h))) {
+    throw new MalformedError("log_proof must be a list of hex hashes");
+  }
+  checkPath(proof.log_index, proof.log_size, proof.log_proof, "log_proof");
+  if (!proof.entry || typeof proof.entry !== "object" || Array.isArray(proof.entry)
+      || typeof proof.entry.type !== "string") {
+    throw new MalformedError("entry must be an object with a type");
+  }
+  if (typeof proof.checkpoint !== "string") throw new MalformedError("checkpoint must be text");
+  if (!Array.isArray(proof.anchors)) throw new MalformedError("anchors must be a list");
+}
+
+// An entry proof (DESIGN Formats 8): steps 2-4 for any log entry, such as a registered
+// document. Resolves to a summary, or throws StepError or MalformedError.
+export async function verifyEntryProof(proof, trustedVkeys) {
+  checkEntryShape(proof);
+  const trusted = await Promise.all(trustedVkeys.map(parseVkey));
+  const checkpoint = await step("checkpoint signature",
+    async () => parseCheckpoint(parseNote(proof.checkpoint).text));
+  await step("log path", async () => {
+    const leaf = await leafHash(enc.encode(canonicalJson(proof.entry)));
+    const root = await rootFromInclusionProof(proof.log_index, proof.log_size, leaf,
+      proof.log_proof.map(hexToBytes));
+    if (proof.log_size !== checkpoint.size) {
+      throw new Error(`log_size ${proof.log_size} is not the checkpoint's size ${checkpoint.size}`);
+    }
+    if (!equal(root, checkpoint.root)) throw new Error("the entry does not lead to the checkpoint's root");
+  });
+  await step("checkpoint signature", async () => openNote(proof.checkpoint, trusted));
+  return { origin: checkpoint.origin, size: checkpoint.size, entry: proof.entry,
+    log_index: proof.log_index, anchors_not_checked: uncheckedAnchors(proof) };
+}
+
+// Either kind of proof, by its type.
+export function verifyProof(proof, trustedVkeys) {
+  return proof && proof.type === ENTRY_PROOF_TYPE
+    ? verifyEntryProof(proof, trustedVkeys) : verifyRecordProof(proof, trustedVkeys);
 }
