@@ -90,7 +90,7 @@ def _cast_lenient(array: Any, target: Any) -> _Result:
 
 
 def _in_set(array: Any, values: Sequence[Any]) -> Any:
-    """``array`` is one of ``values`` (null stays null). A few equality tests beat is_in,
+    """``array`` is one of ``values``, never empty (null stays null). Equality tests beat is_in,
     which builds a hash table per chunk."""
     result = pc.equal(array, values[0])
     for value in values[1:]:
