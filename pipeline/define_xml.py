@@ -36,6 +36,7 @@ from typing import Any
 
 from pipeline.contract import Contract, parse_contract
 from pipeline.errors import ContractError, ReadError
+from pipeline.sas_formats import sas_temporal_kind
 
 # ISO 8601 dates and datetimes as SDTM stores them in --DTC text: complete or cut short
 # after any component ("2014", "2014-01", "2014-01-02T11:45"), with an optional zone.
@@ -57,11 +58,6 @@ _ISO_TEXT_TYPES = {
 }
 _NUMERIC_TYPES = {"integer": "integer", "float": "number", "double": "number",
                   "decimal": "number"}
-_SAS_DATETIME = re.compile(r"^(DATETIME|DTDATE|E8601DT|B8601DT|IS8601DT|E8601DZ|MDYAMPM)",
-                           re.IGNORECASE)
-_SAS_DATE = re.compile(r"^(DATE|YYMMDD|MMDDYY|DDMMYY|E8601DA|B8601DA|IS8601DA|WORDDATE|"
-                       r"WEEKDATE|NLDATE|JULIAN)", re.IGNORECASE)
-_SAS_TIME = re.compile(r"^(TIME|TOD|HHMM|E8601TM|B8601TM|IS8601TM)", re.IGNORECASE)
 
 _ODM_NAMESPACES = {"http://www.cdisc.org/ns/odm/v1.2", "http://www.cdisc.org/ns/odm/v1.3"}
 _DEFINE_NAMESPACES = {
@@ -214,12 +210,10 @@ def _is_adam(standard: str | None) -> bool:
 def _numeric_kind(name: str, data_type: str, display_format: str | None, adam: bool) -> str:
     """The contract type of a SAS numeric: SAS dates and datetimes are numbers in the file
     (days or seconds from 1960-01-01) but dates and datetimes in the contract."""
-    fmt = (display_format or "").strip()
-    if _SAS_DATETIME.match(fmt):
-        return "datetime"
-    if _SAS_DATE.match(fmt):
-        return "date"
-    if not fmt and adam:
+    kind = sas_temporal_kind(display_format)
+    if kind is not None:
+        return kind
+    if not (display_format or "").strip() and adam:
         # ADaMIG naming: *DTM datetime, *DT date, *TM time (a number of seconds)
         if name.endswith("DTM"):
             return "datetime"
