@@ -6,7 +6,7 @@ Verification (:mod:`anchoring.verify`) needs only the standard library and
 only when used.
 """
 
-from typing import TYPE_CHECKING
+import typing
 
 from anchoring.bundle import RECORD_PROOF_TYPE, RecordProof, parse_record_proof
 from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
@@ -40,7 +40,7 @@ from anchoring.merkle import (
 )
 from anchoring.note import Signer, Verifier, open_note, parse_note, sign_note
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from anchoring.verify import verify_record_proof
 
 __all__ = [

@@ -10,7 +10,14 @@ verify both sides offline with entry proofs.
 
 from __future__ import annotations
 
-__all__ = ["Comparison", "OutcomeReport", "StudyCheck", "check_outcomes", "render_html"]
+__all__ = [
+    "Comparison",
+    "OutcomeReport",
+    "Side",
+    "StudyCheck",
+    "check_outcomes",
+    "render_html",
+]
 
 import html
 from dataclasses import dataclass, field

@@ -21,6 +21,7 @@ __all__ = [
     "OutcomeFinding",
     "compare_outcomes",
     "has_results",
+    "normalize",
     "registered_outcomes",
     "reported_outcomes",
 ]

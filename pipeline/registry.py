@@ -39,6 +39,7 @@ __all__ = [
     "LOG_ASSET_URI",
     "MANUAL",
     "NOTIFICATIONS_FILE",
+    "DeliveryPolicy",
     "PeriodicJob",
     "Registry",
     "RegistryEntry",

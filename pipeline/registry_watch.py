@@ -21,6 +21,7 @@ __all__ = [
     "RegistryFetchError",
     "WatchSettings",
     "WatchedStudy",
+    "check_base_url",
     "fetch_study",
     "parse_watch",
     "watch_registry",

@@ -5,6 +5,16 @@ Errors become HTTP statuses in :func:`pipeline.server.errors.status_for` and
 nowhere else; every error body is ``{"error": message}``.
 """
 
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "ServerConfig",
+    "UploadCap",
+    "app_from_environment",
+    "create_app",
+    "home_of",
+    "sponsor",
+]
+
 import json
 import os
 import re
@@ -443,7 +453,6 @@ def _sponsor_routes(app: FastAPI) -> None:
         return {"anchored": True, **result.to_json()}
 
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ServerConfig", "app_from_environment", "create_app"]
 
 
 def app_from_environment() -> FastAPI:

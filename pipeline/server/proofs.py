@@ -9,7 +9,10 @@ tree, the manifest and the log, against the newest anchored checkpoint covering 
 
 from __future__ import annotations
 
-__all__ = ["prove_from_cache"]
+__all__ = [
+    "VersionRows",
+    "prove_from_cache",
+]
 
 import bisect
 import threading
