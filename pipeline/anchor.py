@@ -11,7 +11,8 @@ from __future__ import annotations
 __all__ = ["AnchorResult", "anchor", "anchored", "ledgers_for", "receipts_for"]
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.ledgers import Ledger
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import parse_note
-from pipeline.errors import UsageError
 from pipeline.fsutil import fsync_dir, write_text_durably
 from pipeline.home import Home
 
@@ -31,6 +31,7 @@ class AnchorResult:
     previous_size: int | None
     checkpoint: str
     receipts: dict[str, dict[str, Any]]
+    ledgers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,21 +40,16 @@ class AnchorResult:
             "previous_size": self.previous_size,
             "checkpoint": self.checkpoint,
             "receipts": self.receipts,
+            "ledgers": self.ledgers,
         }
 
 
 def ledgers_for(home: Home) -> list[Ledger]:
-    """The ledgers named in the home's config (``"ledgers"``; default: the local ledger)."""
-    from anchoring.ledgers.local import LocalLedger
+    """The receipt ledgers named in the home's config (``"ledgers"``; default: the local
+    ledger), as clients that can verify their receipts against the ledger itself."""
+    from pipeline.ledger_config import build_ledger, ledger_specs
 
-    ledgers: list[Ledger] = []
-    for spec in home.config.get("ledgers", [{"type": "local"}]):
-        kind = spec.get("type") if isinstance(spec, dict) else spec
-        if kind == "local":
-            ledgers.append(LocalLedger(home.log()))
-        else:
-            raise UsageError(f"{home.path / 'config.json'}: unknown ledger type {kind!r}")
-    return ledgers
+    return [build_ledger(home, spec) for spec in ledger_specs(home) if spec["type"] == "local"]
 
 
 def _anchor_root(home: Home) -> Path:
@@ -82,14 +78,21 @@ def receipts_for(home: Home, size: int) -> tuple[str, dict[str, dict[str, Any]]]
     return note, receipts
 
 
-def anchor(home: Home) -> AnchorResult | None:
-    """Anchor the current checkpoint; None when the log has not grown since the last anchor."""
+def anchor(home: Home, ledger_names: Sequence[str] | None = None) -> AnchorResult | None:
+    """Anchor the current checkpoint to the configured ledgers (or the named ones), after
+    retrying what is pending; None when the log has not grown since the last anchor."""
+    from pipeline.anchor_ledgers import follow_up, submit_all, write_run
+    from pipeline.ledger_config import select_specs
+
+    specs = select_specs(home, ledger_names)
     log = home.log()
     size = log.size()
     history = anchored(home)
     previous = history[-1] if history else None
     if size in (0, previous):
+        follow_up(home, specs, include_missing=True, retry_failed=bool(ledger_names))
         return None
+    follow_up(home, specs, include_missing=False, retry_failed=bool(ledger_names))
     note = log.sign_checkpoint(home.signer)
     checkpoint = open_checkpoint(note, [home.verifier], origin=home.origin)
     proof: list[bytes] = []
@@ -99,15 +102,10 @@ def anchor(home: Home) -> AnchorResult | None:
         proof = log.consistency_proof(old.size, checkpoint.size)
         # Never anchor a checkpoint that does not extend what was anchored before.
         verify_consistency(old.size, checkpoint.size, old.root, checkpoint.root, proof)
-    receipts = {}
-    for ledger in ledgers_for(home):
-        receipt = ledger.submit(note)
-        ledger.verify(receipt, note)
-        receipts[ledger.name] = receipt
+    run = submit_all(home, specs, note, checkpoint.size)
     folder = _anchor_root(home) / f"{checkpoint.size:012d}"
     tmp = folder.with_name(f".{folder.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    write_text_durably(tmp / "checkpoint.txt", note)
     write_text_durably(
         tmp / "consistency.json",
         json.dumps(
@@ -116,8 +114,8 @@ def anchor(home: Home) -> AnchorResult | None:
         )
         + "\n",
     )
-    for name, receipt in receipts.items():
-        write_text_durably(tmp / f"{name}.json", json.dumps(receipt, indent=2) + "\n")
+    write_run(tmp, run)
     tmp.replace(folder)
     fsync_dir(folder.parent)
-    return AnchorResult(checkpoint.size, checkpoint.root.hex(), previous, note, receipts)
+    return AnchorResult(checkpoint.size, checkpoint.root.hex(), previous, run.note, run.receipts,
+                        run.states)

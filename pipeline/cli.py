@@ -140,12 +140,28 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
 @click.option("--vkey", "vkeys", multiple=True, required=True,
               help="a trusted log key (vkey text, or a file of vkeys); repeatable")
 @json_option
-def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
+@click.option("--witness", "witness_vkeys", multiple=True,
+              help="a trusted witness's cosigning vkey (text or file); repeatable")
+@click.option("--witness-threshold", type=int, default=None,
+              help="how many of the --witness keys must have cosigned the checkpoint")
+@click.option("--online", is_flag=True, help="also check chain receipts on the chain itself")
+@click.option("--rpc", "rpc_urls", multiple=True,
+              help="JSON-RPC URL for --online (one per chain; its chain ID is asked)")
+def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: tuple[str, ...],
+           witness_threshold: int | None, online: bool, rpc_urls: tuple[str, ...]) -> None:
     """Verify a record-proof bundle offline. Exit 0 verified, 1 not verified, 2 malformed."""
     from anchoring.bundle import parse_record_proof
     from anchoring.verify import verify_record_proof
 
     trusted = _read_vkeys(vkeys)
+    witnesses = _read_vkeys(witness_vkeys)
+    if witnesses and witness_threshold is None:
+        witness_threshold = len(witnesses)
+    if witness_threshold is not None and not 1 <= witness_threshold <= len(witnesses):
+        raise UsageError(f"--witness-threshold must be between 1 and the {len(witnesses)} "
+                         "--witness key(s)")
+    if online and not rpc_urls:
+        raise UsageError("--online needs --rpc URL")
     try:
         data = bundle.read_bytes()
     except OSError as exc:
@@ -153,6 +169,7 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
     proof = parse_record_proof(data)
     try:
         verify_record_proof(proof, trusted)
+        _verify_anchor_policies(proof, witnesses, witness_threshold, rpc_urls if online else ())
     except BundleVerificationError as exc:
         if as_json:
             failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
@@ -164,6 +181,19 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool) -> None:
     _emit(as_json, {"verified": True, "trial": manifest["trial"], "dataset": manifest["dataset"],
                     "version": manifest["version"], "leaf_index": proof.leaf_index,
                     "log_index": proof.log_index, "log_size": proof.log_size}, summary)
+
+
+def _verify_anchor_policies(proof: Any, witnesses: Sequence[Verifier], threshold: int | None,
+                            rpc_urls: Sequence[str]) -> None:
+    """The checks a verifier opts into: a witness quorum, and chain receipts online."""
+    if threshold is not None:
+        from anchoring.ledgers.witness import check_witness_policy
+
+        check_witness_policy(proof.checkpoint, witnesses, threshold)
+    if rpc_urls:
+        from anchoring.ledgers.ethereum import verify_receipts_online
+
+        verify_receipts_online(proof.anchors, rpc_urls)
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:
@@ -337,17 +367,20 @@ def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
 @cli.command("anchor")
 @home_option
 @json_option
-def anchor_command(home_dir: Path | None, as_json: bool) -> None:
-    """Anchor the current checkpoint to the configured ledgers (if the log has grown)."""
+@click.option("--ledger", "ledger_names", multiple=True,
+              help="anchor to this configured ledger only; repeatable (default: all)")
+def anchor_command(home_dir: Path | None, as_json: bool, ledger_names: tuple[str, ...]) -> None:
+    """Anchor the current checkpoint to the configured ledgers (if the log has grown), and
+    retry what is pending."""
     from pipeline.anchor import anchor
 
-    result = anchor(_open_home(home_dir))
+    result = anchor(_open_home(home_dir), ledger_names)
     if result is None:
         _emit(as_json, {"anchored": False}, "nothing to anchor: the log has not grown")
         return
+    states = ", ".join(f"{name} {state['state']}" for name, state in result.ledgers.items())
     _emit(as_json, {"anchored": True, **result.to_json()},
-          f"anchored size {result.size} (root {result.root[:16]}…) to "
-          f"{', '.join(result.receipts)}")
+          f"anchored size {result.size} (root {result.root[:16]}…): {states}")
 
 
 @cli.command("audit")
@@ -394,6 +427,14 @@ def registry_check(registry_path: Path | None, as_json: bool) -> None:
     if checked.problems:
         raise UsageError(f"registry {checked.path} has {len(checked.problems)} problem(s); "
                          f"first: {checked.problems[0]}")
+
+
+from pipeline.cli_ledger import anchors_command, ledger  # noqa: E402
+from pipeline.cli_witness import witness  # noqa: E402
+
+cli.add_command(ledger)
+cli.add_command(anchors_command)
+cli.add_command(witness)
 
 
 def _one_line(exc: BaseException) -> str:
