@@ -63,3 +63,20 @@ def witness_process(home: Path, log_vkeys: list[str], port: int) -> Iterator[str
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+#: anvil's first default account (a well-known test key, funded on every anvil chain).
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@contextmanager
+def anvil_process(port: int, chain_id: int = 31337) -> Iterator[str]:
+    """Foundry's anvil on loopback (instant mining); yields its JSON-RPC URL."""
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port),
+                             "--chain-id", str(chain_id), "--silent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)

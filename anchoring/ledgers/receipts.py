@@ -17,6 +17,7 @@ from typing import Any
 from anchoring.canonical import canonical_json
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import VerificationError
+from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, check_ethereum_receipt
 from anchoring.note import parse_note
 
 LOCAL_RECEIPT_TYPE = "trialproof/local-ledger/v1"
@@ -67,4 +68,5 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 #: Offline check per receipt ``type``: (receipt, checkpoint, signed note text) -> None or raise.
 OFFLINE_CHECKS: dict[str, Callable[[Mapping[str, Any], Checkpoint, str], None]] = {
     LOCAL_RECEIPT_TYPE: check_local_receipt,
+    ETHEREUM_RECEIPT_TYPE: check_ethereum_receipt,
 }

@@ -55,8 +55,8 @@ class WitnessLedger:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read().decode()
-                return response.status, response.headers.get_content_type(), body
+                answer = response.read().decode()
+                return response.status, response.headers.get_content_type(), answer
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace")
             return exc.code, exc.headers.get_content_type(), text
