@@ -147,8 +147,11 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
 @click.option("--online", is_flag=True, help="also check chain receipts on the chain itself")
 @click.option("--rpc", "rpc_urls", multiple=True,
               help="JSON-RPC URL for --online (one per chain; its chain ID is asked)")
+@click.option("--tsa-ca", "tsa_ca", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="PEM CA file that time-stamp (RFC 3161) receipts must chain to")
 def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: tuple[str, ...],
-           witness_threshold: int | None, online: bool, rpc_urls: tuple[str, ...]) -> None:
+           witness_threshold: int | None, online: bool, rpc_urls: tuple[str, ...],
+           tsa_ca: Path | None) -> None:
     """Verify a record-proof bundle offline. Exit 0 verified, 1 not verified, 2 malformed."""
     from anchoring.bundle import parse_record_proof
     from anchoring.verify import verify_record_proof
@@ -169,23 +172,30 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: t
     proof = parse_record_proof(data)
     try:
         verify_record_proof(proof, trusted)
-        _verify_anchor_policies(proof, witnesses, witness_threshold, rpc_urls if online else ())
+        _verify_anchor_policies(proof, witnesses, witness_threshold, rpc_urls if online else (),
+                                tsa_ca)
     except BundleVerificationError as exc:
         if as_json:
             failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
             click.echo(json.dumps(failure))
         raise
+    from anchoring.ledgers.tsa import proven_time
+
     manifest = proof.manifest
+    times = sorted(t for t in map(proven_time, proof.anchors) if t)
     summary = (f"verified: record {proof.leaf_index} of {manifest['trial']}/{manifest['dataset']} "
-               f"v{manifest['version']} is in log entry {proof.log_index} at size {proof.log_size}")
+               f"v{manifest['version']} is in log entry {proof.log_index} at size {proof.log_size}"
+               + (f"; time-stamped at {times[0]}" if times else ""))
     _emit(as_json, {"verified": True, "trial": manifest["trial"], "dataset": manifest["dataset"],
                     "version": manifest["version"], "leaf_index": proof.leaf_index,
-                    "log_index": proof.log_index, "log_size": proof.log_size}, summary)
+                    "log_index": proof.log_index, "log_size": proof.log_size,
+                    "proven_time": times[0] if times else None}, summary)
 
 
 def _verify_anchor_policies(proof: Any, witnesses: Sequence[Verifier], threshold: int | None,
-                            rpc_urls: Sequence[str]) -> None:
-    """The checks a verifier opts into: a witness quorum, and chain receipts online."""
+                            rpc_urls: Sequence[str], tsa_ca: Path | None) -> None:
+    """The checks a verifier opts into: a witness quorum, chain receipts online, and time-stamp
+    receipts chaining to a trusted CA."""
     if threshold is not None:
         from anchoring.ledgers.witness import check_witness_policy
 
@@ -194,6 +204,10 @@ def _verify_anchor_policies(proof: Any, witnesses: Sequence[Verifier], threshold
         from anchoring.ledgers.ethereum import verify_receipts_online
 
         verify_receipts_online(proof.anchors, rpc_urls)
+    if tsa_ca is not None:
+        from anchoring.ledgers.tsa import verify_tsa_receipts
+
+        verify_tsa_receipts(proof.anchors, proof.checkpoint, tsa_ca)
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:

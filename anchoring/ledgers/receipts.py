@@ -18,6 +18,7 @@ from anchoring.canonical import canonical_json
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import VerificationError
 from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, check_ethereum_receipt
+from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE, check_rfc3161_receipt
 from anchoring.note import parse_note
 
 LOCAL_RECEIPT_TYPE = "trialproof/local-ledger/v1"
@@ -69,4 +70,5 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 OFFLINE_CHECKS: dict[str, Callable[[Mapping[str, Any], Checkpoint, str], None]] = {
     LOCAL_RECEIPT_TYPE: check_local_receipt,
     ETHEREUM_RECEIPT_TYPE: check_ethereum_receipt,
+    RFC3161_RECEIPT_TYPE: check_rfc3161_receipt,
 }
