@@ -1,0 +1,104 @@
+"""Anchoring to a real RFC 3161 TSA on loopback (``openssl ts -reply`` behind an HTTP handler,
+with a CA made here): the receipt verifies offline against the CA; a wrong imprint, an
+untrusted CA and an expired TSA certificate do not."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ledger_nodes import OpensslTsa, free_port, make_tsa_ca, trialproof
+from trialproof_testkit import ORIGIN, build_dataset
+
+from anchoring.checkpoint import Checkpoint
+from anchoring.errors import VerificationError
+from anchoring.ledgers.tsa import check_rfc3161_receipt, checkpoint_imprint, load_ca_file
+from anchoring.note import parse_note
+from pipeline.anchor import anchor, receipts_for
+from pipeline.home import Home
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home.init(tmp_path / "home", ORIGIN)
+
+
+def add_tsa(home: Home, url: str, ca: Path | None) -> None:
+    extra = ["--ca-file", str(ca / "ca.pem")] if ca else []
+    added = trialproof("ledger", "add", "tsa", "--name", "tsa", "--url", url, *extra,
+                       "--home", str(home.path))
+    assert added.returncode == 0, added.stderr
+
+
+def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path) -> None:
+    ca = make_tsa_ca(tmp_path / "ca", label="trusted")
+    data = build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
+    with OpensslTsa(ca) as tsa:
+        add_tsa(home, tsa.url, ca)
+        result = anchor(Home.open(home.path))
+    assert result is not None and result.ledgers["tsa"]["state"] == "confirmed"
+    note, receipts = receipts_for(home, result.size)
+    receipt = receipts["tsa"]
+    assert receipt["type"] == "trialproof/rfc3161/v1"
+    assert receipt["chain"].count("BEGIN CERTIFICATE") == 2  # the TSA's, then the CA's
+    checkpoint = Checkpoint.from_body(parse_note(note).text)
+    check_rfc3161_receipt(receipt, checkpoint, note, load_ca_file(ca / "ca.pem"))
+
+    proof = tmp_path / "proof.json"
+    proof.write_text(dataclasses.replace(data.bundle(0), checkpoint=note,
+                                         anchors=tuple(receipts.values())).to_json())
+    vkey = home.verifier.vkey
+    checked = trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca",
+                         str(ca / "ca.pem"), "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["proven_time"] == receipt["gen_time"]
+
+    # Another CA (with the same names, even) is not trusted.
+    stranger = make_tsa_ca(tmp_path / "other", label="trusted")
+    untrusted = trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca",
+                           str(stranger / "ca.pem"))
+    assert untrusted.returncode == 1 and "does not verify" in untrusted.stderr
+    with pytest.raises(VerificationError, match="does not verify"):
+        check_rfc3161_receipt(receipt, checkpoint, note, load_ca_file(stranger / "ca.pem"))
+
+    # The token commits to this checkpoint's body: another one's imprint differs.
+    other = Checkpoint(checkpoint.origin, checkpoint.size + 1, checkpoint.root).sign([home.signer])
+    assert checkpoint_imprint(other) != checkpoint_imprint(note)
+    with pytest.raises(VerificationError, match="imprint"):
+        check_rfc3161_receipt(receipt, checkpoint, other, load_ca_file(ca / "ca.pem"))
+
+    # A response for another checkpoint, grafted onto this proof, fails at the step anchor.
+    forged = {**receipt, "gen_time": "2000-01-01T00:00:00Z"}
+    proof.write_text(dataclasses.replace(data.bundle(0), checkpoint=note,
+                                         anchors=(forged,)).to_json())
+    tampered = trialproof("verify", str(proof), "--vkey", vkey, "--json")
+    assert tampered.returncode == 1 and json.loads(tampered.stdout)["step"] == "anchor"
+
+
+def test_an_expired_tsa_certificate_is_refused(home: Home, tmp_path: Path) -> None:
+    ca = make_tsa_ca(tmp_path / "ca", expired=True)
+    build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
+    with OpensslTsa(ca) as tsa:
+        add_tsa(home, tsa.url, ca)
+        result = anchor(Home.open(home.path))
+    assert result is not None
+    state = result.ledgers["tsa"]
+    assert state["state"] == "failed" and "expired" in state["reason"]
+    assert "tsa" not in result.receipts
+
+
+def test_a_tsa_that_is_down_stays_pending(home: Home, tmp_path: Path) -> None:
+    build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
+    ca = make_tsa_ca(tmp_path / "ca")
+    port = free_port()
+    add_tsa(home, f"http://127.0.0.1:{port}/", ca)
+    first = anchor(Home.open(home.path))
+    assert first is not None and first.ledgers["tsa"]["state"] == "pending"
+    with OpensslTsa(ca, port):
+        assert anchor(Home.open(home.path)) is None
+    assert "tsa" in receipts_for(home, first.size)[1]
