@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "LedgerRun",
+    "anchoring_folder",
     "anchorings",
     "attempt",
     "follow_up",
@@ -52,7 +53,7 @@ class LedgerRun:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _folder(home: Home, size: int) -> Path:
+def anchoring_folder(home: Home, size: int) -> Path:
     return home.path / "anchors" / f"{size:012d}"
 
 
@@ -68,9 +69,8 @@ def _witness_known_size(home: Home, name: str, below: int) -> int:
     from pipeline.anchor import anchored
 
     for size in reversed(anchored(home)):
-        if size < below and read_states(_folder(home, size)).get(name, {}).get("state") == (
-            "confirmed"
-        ):
+        state = read_states(anchoring_folder(home, size)).get(name, {})
+        if size < below and state.get("state") == "confirmed":
             return size
     return 0
 
@@ -164,7 +164,7 @@ def follow_up(home: Home, specs: Sequence[dict[str, Any]], *, include_missing: b
     sizes = anchored(home)
     changed: list[dict[str, Any]] = []
     for size in sizes:
-        folder = _folder(home, size)
+        folder = anchoring_folder(home, size)
         states = read_states(folder)
         note = (folder / "checkpoint.txt").read_text(encoding="utf-8")
         todo: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
@@ -196,7 +196,7 @@ def anchorings(home: Home) -> list[dict[str, Any]]:
     rows = []
     for size in anchored(home):
         note, receipts = receipts_for(home, size)
-        states = read_states(_folder(home, size))
+        states = read_states(anchoring_folder(home, size))
         ledgers: dict[str, dict[str, Any]] = {}
         for name in sorted(set(states) | set(receipts)):
             state = states.get(name) or {

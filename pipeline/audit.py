@@ -253,15 +253,20 @@ def _check_prefix(tree: MerkleTree, note: str, what: str, report: AuditReport) -
         )
 
 
-def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
+def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport, online: bool) -> None:
     from pipeline.anchor import anchored, ledgers_for, receipts_for
+    from pipeline.audit_ledgers import check_external_anchors
 
     ledgers = {ledger.name: ledger for ledger in ledgers_for(home)}
     for size in anchored(home):
         note, receipts = receipts_for(home, size)
         _check_prefix(tree, note, f"the checkpoint anchored at size {size}", report)
+        problems = check_external_anchors(home, size, note, receipts, online)
+        report.findings.extend(Finding(check, detail) for check, detail in problems)
         for name, receipt in receipts.items():
             report.receipts_checked += 1
+            if receipt.get("type") != "trialproof/local-ledger/v1":
+                continue  # checked by check_external_anchors
             ledger = ledgers.get(name)
             if ledger is None:
                 report.findings.append(
@@ -281,8 +286,9 @@ def info_input(home: Home, info: VersionInfo) -> bytes:
     return home.log().entry(info.log_index).leaf_input
 
 
-def audit(home: Home, trial: str | None = None) -> AuditReport:
-    """Check everything the home holds (or one trial's versions, plus the whole log)."""
+def audit(home: Home, trial: str | None = None, online: bool = False) -> AuditReport:
+    """Check everything the home holds (or one trial's versions, plus the whole log); with
+    ``online``, chain receipts are also checked on their chains."""
     report = AuditReport()
     tree = _audit_log(home, report)
     store = Store(home.path, home.log())
@@ -295,7 +301,7 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
                 "the checkpoint of the last clean audit",
                 report,
             )
-        _audit_anchors(home, tree, report)
+        _audit_anchors(home, tree, report, online)
     for dataset_trial, dataset in store.datasets():
         if trial is not None and dataset_trial != trial:
             continue

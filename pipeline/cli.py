@@ -403,11 +403,12 @@ def anchor_command(home_dir: Path | None, as_json: bool, ledger_names: tuple[str
 @click.option(
     "--trial", default=None, help="only this trial's versions (the log is always checked)",
 )
-def audit_command(home_dir: Path | None, as_json: bool, trial: str | None) -> None:
+@click.option("--online", is_flag=True, help="also check chain receipts on their chains")
+def audit_command(home_dir: Path | None, as_json: bool, trial: str | None, online: bool) -> None:
     """Recompute every root and check the log, checkpoints and receipts. Exit 1 on any finding."""
     from pipeline.audit import audit
 
-    report = audit(_open_home(home_dir), trial)
+    report = audit(_open_home(home_dir), trial, online)
     text = "\n".join([f"audit: {report.versions_checked} versions, log size {report.log_size}, "
                       f"{report.checkpoints_checked} checkpoints, "
                       f"{report.receipts_checked} receipts: "

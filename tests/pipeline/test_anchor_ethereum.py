@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_nodes import ANVIL, ANVIL_KEY, anvil_process, free_port, trialproof
+from ledger_nodes import ANVIL, ANVIL_KEY, anvil_process, free_port, ingest_sample, trialproof
 from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring.checkpoint import Checkpoint
@@ -18,6 +18,7 @@ from anchoring.note import parse_note
 from pipeline.anchor import receipts_for
 from pipeline.anchor_ledgers import anchorings
 from pipeline.home import Home
+from pipeline.prove import prove_record
 
 pytestmark = pytest.mark.skipif(not ANVIL.is_file(), reason="anvil is installed by make install")
 
@@ -26,7 +27,11 @@ ENV = {"TP_CHAIN_KEY": ANVIL_KEY}
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    home = Home.init(tmp_path / "home", ORIGIN)
+    return Home.init(tmp_path / "home", ORIGIN)
+
+
+@pytest.fixture
+def built(home: Home) -> Home:
     build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=5)
     return home
 
@@ -50,6 +55,7 @@ def chain_state(home: Home) -> dict[str, Any]:
 
 
 def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
+    ingest_sample(home, tmp_path / "in")
     with anvil_process(free_port()) as rpc:
         add_chain(home, rpc)
         result = anchor(home)
@@ -70,14 +76,13 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         assert tx["input"] == receipt["payload"]
 
         # A record proof carrying the receipt verifies offline and online.
-        data = build_dataset(home.log(), home.signer, home.trial_salt_key("T"), dataset="ae",
-                             rows=3)
+        ingest_sample(home, tmp_path / "in", dataset="ae", seed=2)
         second = anchor(home)
         assert second["ledgers"]["chain"]["state"] == "confirmed"
         assert int(node.call("eth_getTransactionCount", receipt["sender"], "latest"), 16) == 2
         note, receipts = receipts_for(home, second["size"])
-        bundle = dataclasses.replace(data.bundle(1), checkpoint=note,
-                                     anchors=tuple(receipts.values()))
+        bundle = prove_record(Home.open(home.path), "T1", "ae", index=1)
+        assert bundle.checkpoint == note and len(bundle.anchors) == 2
         proof = tmp_path / "proof.json"
         proof.write_text(bundle.to_json())
         vkey = home.verifier.vkey
@@ -85,6 +90,8 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         assert offline.returncode == 0, offline.stderr
         online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
         assert online.returncode == 0, online.stderr
+
+        assert trialproof("audit", "--online", "--home", str(home.path)).returncode == 0
 
         # A payload for another root fails offline; another block hash fails online.
         chain_receipt = receipts["chain"]
@@ -99,6 +106,11 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         assert trialproof("verify", str(proof), "--vkey", vkey).returncode == 0
         online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
         assert online.returncode == 1 and "block" in online.stderr
+        stored = home.path / "anchors" / f"{second['size']:012d}" / "chain.json"
+        stored.write_text(json.dumps(moved))
+        assert trialproof("audit", "--home", str(home.path)).returncode == 0
+        audited = trialproof("audit", "--online", "--home", str(home.path))
+        assert audited.returncode == 1 and "[receipt]" in audited.stdout
 
     # The secret stays out of the home's files.
     for path in home.path.rglob("*"):
@@ -106,7 +118,8 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
             assert ANVIL_KEY[2:] not in path.read_text()
 
 
-def test_wrong_chain_id_is_refused(home: Home) -> None:
+def test_wrong_chain_id_is_refused(built: Home) -> None:
+    home = built
     with anvil_process(free_port()) as rpc:
         add_chain(home, rpc, chain_id=1)
         result = anchor(home)
@@ -115,7 +128,8 @@ def test_wrong_chain_id_is_refused(home: Home) -> None:
     assert "chain" not in result["receipts"]
 
 
-def test_gas_errors_are_one_line(home: Home) -> None:
+def test_gas_errors_are_one_line(built: Home) -> None:
+    home = built
     with anvil_process(free_port()) as rpc:
         add_chain(home, rpc)
         poor = trialproof("anchor", "--json", "--home", str(home.path),
@@ -125,7 +139,8 @@ def test_gas_errors_are_one_line(home: Home) -> None:
     assert "\n" not in state["reason"] and "42" * 32 not in poor.stdout + poor.stderr
 
 
-def test_node_down_stays_pending_then_anchors(home: Home) -> None:
+def test_node_down_stays_pending_then_anchors(built: Home) -> None:
+    home = built
     port = free_port()
     add_chain(home, f"http://127.0.0.1:{port}")
     result = anchor(home)
@@ -145,7 +160,8 @@ def test_node_down_stays_pending_then_anchors(home: Home) -> None:
     assert chain_state(home)["state"] == "confirmed"
 
 
-def test_a_reorg_that_drops_the_transaction_is_resubmitted(home: Home) -> None:
+def test_a_reorg_that_drops_the_transaction_is_resubmitted(built: Home) -> None:
+    home = built
     with anvil_process(free_port()) as rpc:
         node = JsonRpc(rpc)
         snapshot = node.call("evm_snapshot")

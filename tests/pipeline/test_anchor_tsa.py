@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ledger_nodes import OpensslTsa, free_port, make_tsa_ca, trialproof
+from ledger_nodes import OpensslTsa, free_port, ingest_sample, make_tsa_ca, trialproof
 from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring.checkpoint import Checkpoint
@@ -19,6 +19,7 @@ from anchoring.ledgers.tsa import check_rfc3161_receipt, checkpoint_imprint, loa
 from anchoring.note import parse_note
 from pipeline.anchor import anchor, receipts_for
 from pipeline.home import Home
+from pipeline.prove import prove_record
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -37,7 +38,7 @@ def add_tsa(home: Home, url: str, ca: Path | None) -> None:
 
 def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path) -> None:
     ca = make_tsa_ca(tmp_path / "ca", label="trusted")
-    data = build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
+    ingest_sample(home, tmp_path / "in")
     with OpensslTsa(ca) as tsa:
         add_tsa(home, tsa.url, ca)
         result = anchor(Home.open(home.path))
@@ -50,13 +51,22 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     check_rfc3161_receipt(receipt, checkpoint, note, load_ca_file(ca / "ca.pem"))
 
     proof = tmp_path / "proof.json"
-    proof.write_text(dataclasses.replace(data.bundle(0), checkpoint=note,
-                                         anchors=tuple(receipts.values())).to_json())
+    bundle = prove_record(Home.open(home.path), "T1", "lb", index=3)
+    assert bundle.checkpoint == note and list(bundle.anchors) == list(receipts.values())
+    proof.write_text(bundle.to_json())
     vkey = home.verifier.vkey
     checked = trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca",
                          str(ca / "ca.pem"), "--json")
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["proven_time"] == receipt["gen_time"]
+
+    # The audit checks the stored receipt against the configured CA.
+    assert trialproof("audit", "--home", str(home.path)).returncode == 0
+    stored = home.path / "anchors" / f"{result.size:012d}" / "tsa.json"
+    stored.write_text(json.dumps({**receipt, "gen_time": "1999-01-01T00:00:00Z"}))
+    audited = trialproof("audit", "--home", str(home.path))
+    assert audited.returncode == 1 and "[receipt]" in audited.stdout and "tsa" in audited.stdout
+    stored.write_text(json.dumps(receipt))
 
     # Another CA (with the same names, even) is not trusted.
     stranger = make_tsa_ca(tmp_path / "other", label="trusted")
@@ -74,8 +84,7 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
 
     # A response for another checkpoint, grafted onto this proof, fails at the step anchor.
     forged = {**receipt, "gen_time": "2000-01-01T00:00:00Z"}
-    proof.write_text(dataclasses.replace(data.bundle(0), checkpoint=note,
-                                         anchors=(forged,)).to_json())
+    proof.write_text(dataclasses.replace(bundle, anchors=(forged,)).to_json())
     tampered = trialproof("verify", str(proof), "--vkey", vkey, "--json")
     assert tampered.returncode == 1 and json.loads(tampered.stdout)["step"] == "anchor"
 
@@ -93,12 +102,17 @@ def test_an_expired_tsa_certificate_is_refused(home: Home, tmp_path: Path) -> No
 
 
 def test_a_tsa_that_is_down_stays_pending(home: Home, tmp_path: Path) -> None:
-    build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
+    ingest_sample(home, tmp_path / "in")
     ca = make_tsa_ca(tmp_path / "ca")
     port = free_port()
     add_tsa(home, f"http://127.0.0.1:{port}/", ca)
     first = anchor(Home.open(home.path))
     assert first is not None and first.ledgers["tsa"]["state"] == "pending"
+    assert trialproof("audit", "--home", str(home.path)).returncode == 0  # not pending long
+    config = json.loads((home.path / "config.json").read_text())
+    (home.path / "config.json").write_text(json.dumps({**config, "anchor_pending_max_seconds": -1}))
+    late = trialproof("audit", "--home", str(home.path))
+    assert late.returncode == 1 and "[pending]" in late.stdout and "tsa" in late.stdout
     with OpensslTsa(ca, port):
         assert anchor(Home.open(home.path)) is None
     assert "tsa" in receipts_for(home, first.size)[1]
