@@ -28,7 +28,7 @@ from bench.harness import (
 )
 
 #: The suites, in the order ``make bench`` runs them.
-SUITES = ("core", "ingest")
+SUITES = ("core", "ingest", "anchors")
 
 
 def _load(name: str, required: bool) -> object | None:
