@@ -50,3 +50,12 @@ def ingest_sample(home: Home, folder: Path, dataset: str = "lb", rows: int = 20,
     contract_path.write_text(json.dumps(CONTRACT))
     delivery = write_csv(lb_table(rows, seed), folder / f"{dataset}-{seed}.csv")
     ingest(home, delivery, "T1", dataset, load_contract(contract_path))
+
+
+def check_schema(receipt: dict[str, object], schema_name: str) -> None:
+    """Validate a receipt against its JSON Schema in schemas/formats/."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "formats"
+                         / schema_name).read_text())
+    jsonschema.Draft202012Validator(schema).validate(receipt)

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_nodes import ANVIL, ANVIL_KEY, anvil_process, free_port, ingest_sample, trialproof
+from ledger_nodes import (
+    ANVIL,
+    ANVIL_KEY,
+    anvil_process,
+    check_schema,
+    free_port,
+    ingest_sample,
+    trialproof,
+)
 from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring.checkpoint import Checkpoint
@@ -63,6 +71,7 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         receipt = result["receipts"]["chain"]
         checkpoint = Checkpoint.from_body(parse_note(result["checkpoint"]).text)
         assert receipt["type"] == "trialproof/ethereum/v1" and receipt["chain_id"] == 31337
+        check_schema(receipt, "ethereum-receipt.schema.json")
         assert bytes.fromhex(receipt["payload"][2:]) == anchor_payload(checkpoint)
         assert len(anchor_payload(checkpoint)) == 76
         # Intrinsic gas only: 21,000 plus calldata, at the EIP-7623 floor where it applies.

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ledger_nodes import OpensslTsa, free_port, ingest_sample, make_tsa_ca, trialproof
+from ledger_nodes import OpensslTsa, check_schema, free_port, ingest_sample, make_tsa_ca, trialproof
 from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring.checkpoint import Checkpoint
@@ -46,6 +46,7 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     note, receipts = receipts_for(home, result.size)
     receipt = receipts["tsa"]
     assert receipt["type"] == "trialproof/rfc3161/v1"
+    check_schema(receipt, "rfc3161-receipt.schema.json")
     assert receipt["chain"].count("BEGIN CERTIFICATE") == 2  # the TSA's, then the CA's
     checkpoint = Checkpoint.from_body(parse_note(note).text)
     check_rfc3161_receipt(receipt, checkpoint, note, load_ca_file(ca / "ca.pem"))
