@@ -18,6 +18,7 @@ __all__ = [
     "attempt",
     "follow_up",
     "pending_since",
+    "read_states",
     "write_run",
 ]
 
@@ -176,6 +177,11 @@ def follow_up(home: Home, specs: Sequence[dict[str, Any]], *, include_missing: b
                 todo.append((spec, previous))
             elif missing and include_missing and size == sizes[-1]:
                 todo.append((spec, None))
+            elif (previous is not None and previous["state"] == "confirmed"
+                  and spec["type"] == "ethereum" and size == sizes[-1]):
+                renewed = _recheck_chain(home, spec, folder, note, previous)
+                if renewed is not None:
+                    changed.append({"size": size, **renewed})
         if not todo:
             continue
         run = LedgerRun(note)
@@ -184,6 +190,32 @@ def follow_up(home: Home, specs: Sequence[dict[str, Any]], *, include_missing: b
         write_run(folder, run)
         changed.extend({"size": size, **state} for state in run.states.values())
     return changed
+
+
+def _recheck_chain(home: Home, spec: dict[str, Any], folder: Path, note: str,
+                   previous: dict[str, Any]) -> dict[str, Any] | None:
+    """Look again at the newest anchoring's confirmed chain receipt: a reorganization may
+    have dropped or moved its transaction since. Returns the new state if it changed."""
+    name = spec["name"]
+    receipt_path = folder / f"{name}.json"
+    stored = (json.loads(receipt_path.read_text(encoding="utf-8"))
+              if receipt_path.is_file() else None)
+    try:
+        fresh = build_ledger(home, spec).follow_up(note, dict(previous.get("data") or {}))
+    except (AnchoringError, PipelineError):
+        return None  # the chain cannot be asked now: the receipt stands until it can
+    if fresh.state == "confirmed" and fresh.receipt == stored:
+        return None
+    state = {**previous, "state": fresh.state, "last_attempt": _now(),
+             "attempts": int(previous.get("attempts", 0)) + 1,
+             "reason": fresh.reason or "the chain reorganized: the receipt was renewed",
+             "data": {**(previous.get("data") or {}), **fresh.data}}
+    if fresh.state == "confirmed" and fresh.receipt is not None:
+        write_text_durably(receipt_path, json.dumps(fresh.receipt, indent=2) + "\n")
+    else:
+        receipt_path.unlink(missing_ok=True)
+    write_text_durably(folder / STATE_DIR / f"{name}.json", json.dumps(state, indent=2) + "\n")
+    return state
 
 
 def anchorings(home: Home) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from anchoring.checkpoint import Checkpoint
 from anchoring.ledgers.ethereum import JsonRpc, anchor_payload
 from anchoring.note import parse_note
 from pipeline.anchor import receipts_for
-from pipeline.anchor_ledgers import anchorings
+from pipeline.anchor_ledgers import anchoring_folder, anchorings, read_states
 from pipeline.home import Home
 from pipeline.prove import prove_record
 
@@ -194,3 +194,25 @@ def test_a_reorg_that_drops_the_transaction_is_resubmitted(built: Home) -> None:
         assert receipt["tx_hash"] != dropped
         assert node.call("eth_getTransactionByHash", receipt["tx_hash"])["input"] == (
             receipt["payload"])
+
+
+def test_a_reorg_after_confirmation_is_detected_and_resubmitted(built: Home,
+                                                               tmp_path: Path) -> None:
+    home = built
+    with anvil_process(free_port()) as rpc:
+        add_chain(home, rpc)
+        first = anchor(home)
+        assert first["ledgers"]["chain"]["state"] == "confirmed"
+        old = first["receipts"]["chain"]
+        node = JsonRpc(rpc)
+        node.call("anvil_reorg", 1, [])  # the block holding the anchoring is replaced
+        assert node.call("eth_getTransactionByHash", old["tx_hash"]) is None
+
+        again = anchor(home)
+        assert again["anchored"] is False
+        state = read_states(anchoring_folder(home, first["size"]))["chain"]
+        assert state["state"] == "confirmed" and old["tx_hash"] in state["data"]["dropped"]
+        renewed = receipts_for(home, first["size"])[1]["chain"]
+        assert renewed["tx_hash"] != old["tx_hash"] and renewed["payload"] == old["payload"]
+        tx = node.call("eth_getTransactionByHash", renewed["tx_hash"])
+        assert tx["blockHash"] == renewed["block_hash"]
