@@ -242,8 +242,7 @@ class Witness:
         size, root = (0, None) if row is None else (int(row[0]), bytes(row[1]))
         conflict = Answer(409, TLOG_SIZE_CONTENT_TYPE, f"{size}\n")
         if request.old_size != size:
-            self._refuse(checkpoint.origin, HTTPStatus.CONFLICT, "old size mismatch", request.note)
-            return conflict
+            return conflict  # the client's view is stale: it retries from our size
         if request.old_size == checkpoint.size and root is not None:
             if root != checkpoint.root:
                 self._refuse(checkpoint.origin, HTTPStatus.CONFLICT, "fork", request.note)
@@ -275,7 +274,8 @@ def _handler(witness: Witness) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/").rsplit("/", 1)[-1] != "add-checkpoint":
                 self._send(Answer(404, "text/plain; charset=utf-8", "not found\n"))
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = self.headers.get("Content-Length") or "0"
+            length = int(declared) if declared.isdigit() else 0
             if not 0 < length <= _MAX_BODY:
                 self._send(Answer(400, "text/plain; charset=utf-8", "bad Content-Length\n"))
                 return

@@ -3,6 +3,7 @@ durable state across a restart, and refusal to start without state."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -106,6 +107,12 @@ def test_add_checkpoint_answers_as_the_spec_says(
         assert post(url, add_checkpoint_body(5, [], fork.sign_checkpoint(signer)))[0] == 409
         status, _, _ = post(url, add_checkpoint_body(5, [], second))
         assert status == 200
+
+    # The signed checkpoints it refused as a fork or a bad proof are kept as evidence.
+    with sqlite3.connect(home / "witness.db") as db:
+        kept = db.execute("SELECT status, reason FROM refused ORDER BY id").fetchall()
+    assert [status for status, _ in kept] == [409, 422, 409]
+    assert kept[0][1] == "fork"
 
 
 def test_a_witness_without_its_state_refuses_to_start(
