@@ -221,6 +221,7 @@ def _recheck_chain(home: Home, spec: dict[str, Any], folder: Path, note: str,
 def anchorings(home: Home) -> list[dict[str, Any]]:
     """Every anchoring with each ledger's state, oldest first."""
     from anchoring.checkpoint import Checkpoint
+    from anchoring.ledgers.tsa import proven_time
     from anchoring.note import parse_note
     from pipeline.anchor import anchored, receipts_for
 
@@ -239,10 +240,12 @@ def anchorings(home: Home) -> list[dict[str, Any]]:
                              ("type", "state", "reason", "first_attempt", "last_attempt",
                               "attempts")}
         parsed = parse_note(note)
+        times = sorted(t for t in map(proven_time, receipts.values()) if t)
         rows.append({
             "size": size,
             "root": Checkpoint.from_body(parsed.text).root.hex(),
             "signatures": len(parsed.signatures),
+            "proven_time": times[0] if times else None,
             "ledgers": ledgers,
         })
     return rows

@@ -124,8 +124,9 @@ def anchors_command(home_dir: Path | None, as_json: bool) -> None:
         return
     lines = []
     for row in rows:
+        stamped = f", time-stamped {row['proven_time']}" if row["proven_time"] else ""
         lines.append(f"size {row['size']}  root {row['root'][:16]}…  "
-                     f"{row['signatures']} signature(s) on the checkpoint")
+                     f"{row['signatures']} signature(s) on the checkpoint{stamped}")
         for name, state in row["ledgers"].items():
             reason = f": {state['reason']}" if state.get("reason") else ""
             lines.append(f"  {name:<16} {state['type']:<9} {state['state']}{reason}")

@@ -61,6 +61,9 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["proven_time"] == receipt["gen_time"]
 
+    listed = json.loads(trialproof("anchors", "--json", "--home", str(home.path)).stdout)
+    assert listed["anchorings"][0]["proven_time"] == receipt["gen_time"]
+
     # The audit checks the stored receipt against the configured CA.
     assert trialproof("audit", "--home", str(home.path)).returncode == 0
     stored = home.path / "anchors" / f"{result.size:012d}" / "tsa.json"
