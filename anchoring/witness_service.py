@@ -19,10 +19,10 @@ the offline verifier never imports.
 from __future__ import annotations
 
 __all__ = [
-    "TLOG_SIZE_CONTENT_TYPE",
     "Witness",
     "WitnessStateError",
     "init_witness",
+    "load_signer",
     "parse_add_checkpoint",
     "serve",
 ]
@@ -42,11 +42,10 @@ from pathlib import Path
 
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import AnchoringError, KeyFormatError, NoteFormatError
+from anchoring.ledgers.witness import TLOG_SIZE_CONTENT_TYPE
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import COSIGNATURE_V1, Signer, Verifier, open_note, parse_note
 
-#: The 409 response's media type (C2SP tlog-witness, add-checkpoint).
-TLOG_SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _KEY_FILE = "witness.skey"
 _STATE_FILE = "witness.db"
 _MAX_PROOF_LINES = 63

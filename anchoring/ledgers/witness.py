@@ -10,6 +10,7 @@ Standard library and ``cryptography`` only, like the rest of the verifier.
 from __future__ import annotations
 
 __all__ = [
+    "TLOG_SIZE_CONTENT_TYPE",
     "add_cosignatures",
     "check_witness_policy",
     "valid_cosigners",
@@ -21,6 +22,8 @@ from anchoring.errors import BundleVerificationError, NoteFormatError, Verificat
 from anchoring.note import COSIGNATURE_V1, Note, NoteSignature, Verifier, cosignature_message
 from anchoring.note import parse_note as _parse_note
 
+#: The media type of a witness's 409 answer, its latest size (C2SP tlog-witness).
+TLOG_SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _COSIGNATURE_BYTES = 8 + 64  # uint64 timestamp || Ed25519 signature (C2SP tlog-cosignature)
 
 

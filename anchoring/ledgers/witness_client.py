@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import AnchoringError
 from anchoring.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
-from anchoring.ledgers.witness import add_cosignatures
+from anchoring.ledgers.witness import TLOG_SIZE_CONTENT_TYPE, add_cosignatures
 from anchoring.note import Verifier, parse_note
-from anchoring.witness_service import TLOG_SIZE_CONTENT_TYPE
 
 #: (old size, new size) -> RFC 9162 consistency proof, from the log.
 ConsistencyProver = Callable[[int, int], Sequence[bytes]]
