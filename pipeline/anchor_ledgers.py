@@ -167,6 +167,9 @@ def follow_up(home: Home, specs: Sequence[dict[str, Any]], *, include_missing: b
     for size in sizes:
         folder = anchoring_folder(home, size)
         states = read_states(folder)
+        unsettled = {"pending", "failed"} if retry_failed else {"pending"}
+        if size != sizes[-1] and not any(s.get("state") in unsettled for s in states.values()):
+            continue  # settled: nothing to ask any ledger
         note = (folder / "checkpoint.txt").read_text(encoding="utf-8")
         todo: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for spec in specs:
