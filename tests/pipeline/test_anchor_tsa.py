@@ -120,3 +120,23 @@ def test_a_tsa_that_is_down_stays_pending(home: Home, tmp_path: Path) -> None:
     with OpensslTsa(ca, port):
         assert anchor(Home.open(home.path)) is None
     assert "tsa" in receipts_for(home, first.size)[1]
+
+
+def test_a_tsa_without_a_ca_file(home: Home, tmp_path: Path) -> None:
+    ca = make_tsa_ca(tmp_path / "ca")
+    ingest_sample(home, tmp_path / "in")
+    with OpensslTsa(ca) as tsa:
+        add_tsa(home, tsa.url, None)
+        result = anchor(Home.open(home.path))
+    assert result is not None and result.ledgers["tsa"]["state"] == "confirmed"
+    receipt = result.receipts["tsa"]
+    assert receipt["chain"].count("BEGIN CERTIFICATE") == 1  # the TSA's own certificate
+    proof = tmp_path / "proof.json"
+    proof.write_text(prove_record(Home.open(home.path), "T1", "lb", index=0).to_json())
+    vkey = home.verifier.vkey
+    assert trialproof("verify", str(proof), "--vkey", vkey).returncode == 0
+    trusted = trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca", str(ca / "ca.pem"))
+    assert trusted.returncode == 0, trusted.stderr
+    other = make_tsa_ca(tmp_path / "other")
+    assert trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca",
+                      str(other / "ca.pem")).returncode == 1
