@@ -388,9 +388,17 @@ def anchor_command(home_dir: Path | None, as_json: bool, ledger_names: tuple[str
     retry what is pending."""
     from pipeline.anchor import anchor
 
-    result = anchor(_open_home(home_dir), ledger_names)
+    home = _open_home(home_dir)
+    result = anchor(home, ledger_names)
     if result is None:
-        _emit(as_json, {"anchored": False}, "nothing to anchor: the log has not grown")
+        from pipeline.anchor_ledgers import anchorings
+
+        history = anchorings(home)
+        ledgers = history[-1]["ledgers"] if history else {}
+        states = ", ".join(f"{name} {state['state']}" for name, state in ledgers.items())
+        _emit(as_json, {"anchored": False, "ledgers": ledgers},
+              "nothing to anchor: the log has not grown"
+              + (f" (last anchoring: {states})" if states else ""))
         return
     states = ", ".join(f"{name} {state['state']}" for name, state in result.ledgers.items())
     _emit(as_json, {"anchored": True, **result.to_json()},

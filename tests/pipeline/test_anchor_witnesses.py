@@ -152,6 +152,7 @@ def test_a_witness_that_is_down_stays_pending_then_cosigns(home: Home, tmp_path:
     with witness_process(whome, [home.verifier.vkey], port):
         again = trialproof("anchor", "--home", h)
         assert again.returncode == 0 and "nothing to anchor" in again.stdout
+        assert "w confirmed" in again.stdout
     rows = anchorings(Home.open(home.path))
     assert rows[0]["ledgers"]["w"]["state"] == "confirmed"
     assert rows[0]["ledgers"]["w"]["attempts"] == 2 and rows[0]["signatures"] == 2
