@@ -110,6 +110,11 @@ def attempt(
         state["reason"] = str(exc)
     except (LedgerRefused, AnchoringError, PipelineError) as exc:
         state["state"], state["reason"] = "failed", str(exc)
+    except Exception as exc:
+        # Any other fault of one ledger's client (an RPC error of a kind not seen before,
+        # say) must not cost the other ledgers their receipts: keep it pending, say why.
+        first_line = (str(exc).splitlines() or [""])[0][:300]
+        state["reason"] = f"{type(exc).__name__}: {first_line}"
     if submission is not None:
         state["state"] = submission.state
         state["reason"] = submission.reason

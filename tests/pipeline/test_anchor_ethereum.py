@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +218,29 @@ def test_a_reorg_after_confirmation_is_detected_and_resubmitted(built: Home,
         assert renewed["tx_hash"] != old["tx_hash"] and renewed["payload"] == old["payload"]
         tx = node.call("eth_getTransactionByHash", renewed["tx_hash"])
         assert tx["blockHash"] == renewed["block_hash"]
+
+
+def test_a_node_answering_errors_leaves_the_other_ledgers_alone(built: Home) -> None:
+    home = built
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        add_chain(home, f"http://127.0.0.1:{server.server_address[1]}")
+        result = anchor(home)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["ledgers"]["local"]["state"] == "confirmed"
+    chain = result["ledgers"]["chain"]
+    assert chain["state"] == "pending" and "500" in chain["reason"]
+    assert "\n" not in chain["reason"]
