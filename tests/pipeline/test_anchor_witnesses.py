@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from ledger_nodes import free_port, trialproof, witness_process
+from ledger_nodes import free_port, ingest_sample, trialproof, witness_process
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring.note import Note, Verifier, parse_note
@@ -158,3 +158,19 @@ def test_a_witness_that_is_down_stays_pending_then_cosigns(home: Home, tmp_path:
     assert rows[0]["ledgers"]["w"]["attempts"] == 2 and rows[0]["signatures"] == 2
     text = trialproof("anchors", "--home", h).stdout
     assert "w " in text and "confirmed" in text
+
+
+def test_audit_checks_the_stored_cosignatures(
+    home: Home, witnesses: list[tuple[str, str, Path]], tmp_path: Path,
+) -> None:
+    ingest_sample(home, tmp_path / "in")
+    result = anchor(Home.open(home.path))
+    assert result is not None
+    assert trialproof("audit", "--home", str(home.path)).returncode == 0
+    stored = home.path / "anchors" / f"{result.size:012d}" / "checkpoint.txt"
+    parsed = parse_note(stored.read_text())
+    w1 = Verifier.from_vkey(witnesses[0][1])
+    stored.write_text(Note(parsed.text, tuple(
+        s for s in parsed.signatures if s.name != w1.name)).serialize())
+    audited = trialproof("audit", "--home", str(home.path))
+    assert audited.returncode == 1 and "[witness]" in audited.stdout and "w1" in audited.stdout
