@@ -143,7 +143,7 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
 @click.option("--witness", "witness_vkeys", multiple=True,
               help="a trusted witness's cosigning vkey (text or file); repeatable")
 @click.option("--witness-threshold", type=int, default=None,
-              help="how many of the --witness keys must have cosigned the checkpoint")
+              help="how many of the --witness keys must have cosigned (default: all)")
 @click.option("--online", is_flag=True, help="also check chain receipts on the chain itself")
 @click.option("--rpc", "rpc_urls", multiple=True,
               help="JSON-RPC URL for --online (one per chain; its chain ID is asked)")
@@ -154,6 +154,7 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: t
            tsa_ca: Path | None) -> None:
     """Verify a record-proof bundle offline. Exit 0 verified, 1 not verified, 2 malformed."""
     from anchoring.bundle import parse_record_proof
+    from anchoring.ledgers.policy import check_anchor_policies
     from anchoring.verify import verify_record_proof
 
     trusted = _read_vkeys(vkeys)
@@ -172,8 +173,8 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: t
     proof = parse_record_proof(data)
     try:
         verify_record_proof(proof, trusted)
-        _verify_anchor_policies(proof, witnesses, witness_threshold, rpc_urls if online else (),
-                                tsa_ca)
+        check_anchor_policies(proof, witnesses, witness_threshold,
+                              rpc_urls if online else (), tsa_ca)
     except BundleVerificationError as exc:
         if as_json:
             failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
@@ -190,24 +191,6 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: t
                     "version": manifest["version"], "leaf_index": proof.leaf_index,
                     "log_index": proof.log_index, "log_size": proof.log_size,
                     "proven_time": times[0] if times else None}, summary)
-
-
-def _verify_anchor_policies(proof: Any, witnesses: Sequence[Verifier], threshold: int | None,
-                            rpc_urls: Sequence[str], tsa_ca: Path | None) -> None:
-    """The checks a verifier opts into: a witness quorum, chain receipts online, and time-stamp
-    receipts chaining to a trusted CA."""
-    if threshold is not None:
-        from anchoring.ledgers.witness import check_witness_policy
-
-        check_witness_policy(proof.checkpoint, witnesses, threshold)
-    if rpc_urls:
-        from anchoring.ledgers.ethereum import verify_receipts_online
-
-        verify_receipts_online(proof.anchors, rpc_urls)
-    if tsa_ca is not None:
-        from anchoring.ledgers.tsa import verify_tsa_receipts
-
-        verify_tsa_receipts(proof.anchors, proof.checkpoint, tsa_ca)
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:
