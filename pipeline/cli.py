@@ -180,17 +180,20 @@ def verify(bundle: Path, vkeys: tuple[str, ...], as_json: bool, witness_vkeys: t
             failure = {"verified": False, "step": exc.step.value, "reason": exc.reason}
             click.echo(json.dumps(failure))
         raise
+    from anchoring.ledgers.policy import describe_anchors
     from anchoring.ledgers.tsa import proven_time
 
     manifest = proof.manifest
     times = sorted(t for t in map(proven_time, proof.anchors) if t)
+    anchors = describe_anchors(proof.anchors)
     summary = (f"verified: record {proof.leaf_index} of {manifest['trial']}/{manifest['dataset']} "
                f"v{manifest['version']} is in log entry {proof.log_index} at size {proof.log_size}"
-               + (f"; time-stamped at {times[0]}" if times else ""))
+               + (f"; time-stamped at {times[0]}" if times else "")
+               + "".join(f"\n  anchor: {a['label']}" for a in anchors))
     _emit(as_json, {"verified": True, "trial": manifest["trial"], "dataset": manifest["dataset"],
                     "version": manifest["version"], "leaf_index": proof.leaf_index,
                     "log_index": proof.log_index, "log_size": proof.log_size,
-                    "proven_time": times[0] if times else None}, summary)
+                    "proven_time": times[0] if times else None, "anchors": anchors}, summary)
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:

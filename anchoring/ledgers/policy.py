@@ -10,10 +10,11 @@ Standard library and ``cryptography`` only (RFC 3161 checks also need rfc3161-cl
 
 from __future__ import annotations
 
-__all__ = ["check_anchor_policies"]
+__all__ = ["check_anchor_policies", "describe_anchors"]
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from anchoring.bundle import RecordProof
 from anchoring.note import Verifier
@@ -39,3 +40,28 @@ def check_anchor_policies(
         from anchoring.ledgers.tsa import verify_tsa_receipts
 
         verify_tsa_receipts(proof.anchors, proof.checkpoint, tsa_ca)
+
+
+def describe_anchors(anchors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One line per receipt for a verifier's report: what it is and whether it is an
+    anchor independent of the log's operator (the local ledger is not)."""
+    from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE
+    from anchoring.ledgers.receipts import LOCAL_RECEIPT_TYPE, OFFLINE_CHECKS
+    from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE
+
+    described = []
+    for receipt in anchors:
+        kind = receipt.get("type")
+        if kind == LOCAL_RECEIPT_TYPE:
+            label, independent = "local (not independent)", False
+        elif kind == ETHEREUM_RECEIPT_TYPE:
+            label = (f"ethereum chain {receipt.get('chain_id')}, block "
+                     f"{receipt.get('block_number')}, transaction {receipt.get('tx_hash')}")
+            independent = True
+        elif kind == RFC3161_RECEIPT_TYPE:
+            label, independent = f"RFC 3161 time-stamp at {receipt.get('gen_time')}", True
+        else:
+            label, independent = f"{kind} (not checked)", False
+        described.append({"type": kind, "label": label, "independent": independent,
+                          "checked": kind in OFFLINE_CHECKS})
+    return described

@@ -99,6 +99,9 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         vkey = home.verifier.vkey
         offline = trialproof("verify", str(proof), "--vkey", vkey)
         assert offline.returncode == 0, offline.stderr
+        assert "anchor: local (not independent)" in offline.stdout
+        assert f"anchor: ethereum chain 31337, block {receipts['chain']['block_number']}" in (
+            offline.stdout)
         online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
         assert online.returncode == 0, online.stderr
 

@@ -59,7 +59,10 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     checked = trialproof("verify", str(proof), "--vkey", vkey, "--tsa-ca",
                          str(ca / "ca.pem"), "--json")
     assert checked.returncode == 0, checked.stderr
-    assert json.loads(checked.stdout)["proven_time"] == receipt["gen_time"]
+    report = json.loads(checked.stdout)
+    assert report["proven_time"] == receipt["gen_time"]
+    assert [(a["label"], a["independent"]) for a in report["anchors"]] == [
+        ("local (not independent)", False), (f"RFC 3161 time-stamp at {receipt['gen_time']}", True)]
 
     listed = json.loads(trialproof("anchors", "--json", "--home", str(home.path)).stdout)
     assert listed["anchorings"][0]["proven_time"] == receipt["gen_time"]
