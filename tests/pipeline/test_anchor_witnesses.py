@@ -50,6 +50,9 @@ def test_ledger_add_list_remove(home: Home, tmp_path: Path) -> None:
         trialproof("ledger", "list", "--json", "--home", h).stdout)["ledgers"]]
     assert names == ["local", "chain", "w", "ts"]
 
+    no_key = trialproof("ledger", "add", "ethereum", "--name", "c2", "--rpc", "http://x",
+                        "--chain-id", "1", "--home", h)
+    assert no_key.returncode == 2 and "--key-file" in no_key.stderr
     duplicate = trialproof("ledger", "add", "tsa", "--name", "ts", "--url", "http://x",
                            "--home", h)
     assert duplicate.returncode == 2 and "already" in duplicate.stderr
