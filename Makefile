@@ -1,11 +1,11 @@
-# trialproof: make install | demo | test | bench | lint | airflow | serve | lock | clean
+# trialproof: make install | demo | demo-anchors | test | bench | lint | airflow | serve | lock | clean
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test bench airflow serve lint lock clean
+.PHONY: install demo demo-anchors test bench airflow serve lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(UV): | $(BIN)/python
 # does not build on Python >= 3.10, so it goes in without dependencies.
 STAMP := $(VENV)/.installed
 
-$(STAMP): requirements.lock pyproject.toml | $(UV)
+$(STAMP): requirements.lock pyproject.toml package-lock.json | $(UV)
 	$(UV) pip sync --python $(BIN)/python requirements.lock
+	npm ci --no-audit --no-fund --loglevel=error
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
 	$(UV) pip install --python $(BIN)/python --no-deps merkletools==1.0.3
 	@touch $(STAMP)
@@ -31,6 +32,10 @@ lock: $(UV)
 
 demo: $(STAMP)
 	$(BIN)/python -m pipeline.demo
+
+# anvil, two witnesses and a TSA on loopback; anchor to all and verify a record proof
+demo-anchors: $(STAMP)
+	$(BIN)/python -m pipeline.demo_anchors
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -112,6 +112,7 @@ class VerificationStep(StrEnum):
     LOG_PATH = "log path"
     CHECKPOINT_SIGNATURE = "checkpoint signature"
     ANCHOR = "anchor"
+    WITNESS = "witness"
 
 
 class BundleVerificationError(VerificationError):

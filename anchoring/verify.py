@@ -25,6 +25,7 @@ __all__ = [
     "VerifiedRecord",
     "VerifierUsageError",
     "anchor_policy_and_proof",
+    "demands_from_options",
     "failure_json",
     "key_columns_from_contract",
     "main",
@@ -68,6 +69,7 @@ from anchoring.errors import (
     VerificationStep,
 )
 from anchoring.ijson import load_i_json
+from anchoring.ledgers.policy import AnchorDemands, check_demands, receipt_kinds
 from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind
 from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import leaf_hash
@@ -383,7 +385,7 @@ def _check_receipt(
         raise BundleFormatError(f"anchors[{index}]: {exc}") from None
     except AnchoringError as exc:
         raise _fail(VerificationStep.ANCHOR, f"anchors[{index}]: {exc}") from None
-    return VerifiedReceipt(index, kind_name, True, kind.independent, kind.proves)
+    return VerifiedReceipt(index, kind_name, True, kind.independent, kind.describe(receipt))
 
 
 def _apply_anchor_policy(receipts: Sequence[VerifiedReceipt], policy: AnchorPolicy) -> None:
@@ -629,6 +631,16 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         "ledger other than the local one")
     parser.add_argument("--contract", default=None,
                         help="the version's contract, to name the record's key columns")
+    parser.add_argument("--witness", action="append", default=[],
+                        help="a trusted witness's cosigning vkey (text or file); repeatable")
+    parser.add_argument("--witness-threshold", type=int, default=None,
+                        help="how many of the --witness keys must have cosigned (default: all)")
+    parser.add_argument("--online", action="store_true",
+                        help="also check chain receipts on the chain itself (needs --rpc)")
+    parser.add_argument("--rpc", action="append", default=[],
+                        help="a JSON-RPC URL for --online; repeatable, one per chain")
+    parser.add_argument("--tsa-ca", default=None,
+                        help="PEM CA file that time-stamp (RFC 3161) receipts must chain to")
     args = parser.parse_args(argv)
     args.require_anchor, args.proof = anchor_policy_and_proof(args.require_anchor, args.proof)
     return args
@@ -650,6 +662,31 @@ def anchor_policy_and_proof(
     return (AnchorPolicy(value) if value is not None else None), proof
 
 
+def demands_from_options(
+    witnesses: Sequence[Verifier] = (),
+    witness_threshold: int | None = None,
+    online: bool = False,
+    rpc_urls: Sequence[str] = (),
+    tsa_ca: str | os.PathLike[str] | None = None,
+) -> AnchorDemands:
+    """The anchor demands that ``--witness``, ``--witness-threshold``, ``--online
+    --rpc`` and ``--tsa-ca`` ask for; :class:`VerifierUsageError` if they do not fit."""
+    if witnesses and witness_threshold is None:
+        witness_threshold = len(witnesses)
+    if witness_threshold is not None and not 1 <= witness_threshold <= len(witnesses):
+        raise VerifierUsageError(
+            f"--witness-threshold must be between 1 and the {len(witnesses)} --witness key(s)"
+        )
+    if online and not rpc_urls:
+        raise VerifierUsageError("--online needs --rpc URL")
+    return AnchorDemands(
+        rpc_urls=tuple(rpc_urls) if online else (),
+        tsa_ca=None if tsa_ca is None else Path(tsa_ca),
+        witnesses=tuple(witnesses),
+        witness_threshold=witness_threshold,
+    )
+
+
 def verify_file(
     path: str | os.PathLike[str],
     trusted: Sequence[Verifier],
@@ -657,13 +694,18 @@ def verify_file(
     origin: str | None = None,
     require_anchor: AnchorPolicy | None = None,
     contract: str | os.PathLike[str] | None = None,
+    demands: AnchorDemands | None = None,
 ) -> tuple[VerifiedRecord | VerifiedEntry, tuple[str, ...] | None]:
-    """Read, parse and verify a proof file; with ``contract``, also the key's columns."""
+    """Read, parse and verify a proof file; with ``contract``, also the key's columns;
+    with ``demands``, chain receipts online, time-stamps against a CA, a witness quorum."""
     proof = parse_proof(read_proof_file(path))
     key_columns = None
     if contract is not None and isinstance(proof, RecordProof):
         key_columns = key_columns_from_contract(read_proof_file(contract), proof.manifest)
-    result = verify_proof(proof, trusted, origin=origin, require_anchor=require_anchor)
+    demands = demands or AnchorDemands()
+    result = verify_proof(proof, trusted, receipt_kinds(demands), origin=origin,
+                          require_anchor=require_anchor)
+    check_demands(demands, proof.checkpoint, proof.anchors)
     return result, key_columns
 
 
@@ -672,10 +714,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _arguments(argv)
         trusted = read_vkeys(args.vkey)
+        demands = demands_from_options(
+            read_vkeys(args.witness), args.witness_threshold, args.online, args.rpc,
+            args.tsa_ca,
+        )
         try:
             result, key_columns = verify_file(
                 args.proof, trusted, origin=args.origin,
-                require_anchor=args.require_anchor, contract=args.contract,
+                require_anchor=args.require_anchor, contract=args.contract, demands=demands,
             )
         except BundleVerificationError as exc:
             if args.json:

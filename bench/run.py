@@ -29,7 +29,7 @@ from bench.harness import (
 )
 
 #: The suites, in the order ``make bench`` runs them.
-SUITES = ("core", "ingest", "cli", "serve")
+SUITES = ("core", "ingest", "cli", "serve", "anchors")
 
 
 def _load(name: str, required: bool) -> object | None:

@@ -57,17 +57,25 @@ def anchor() -> None:
     @task(task_id="anchor")
     def anchor_log() -> dict[str, Any]:
         from pipeline.anchor import anchor as run_anchor
+        from pipeline.anchor_ledgers import anchorings
         from pipeline.home import Home, resolve_home
 
         home = Home.open(resolve_home(None))
-        result = run_anchor(home)
+        result = run_anchor(home)  # also retries what earlier runs left pending
         if result is None:
             size = home.log().size()
             log.info("nothing to anchor: the log (size %d) has not grown since the last "
                      "anchored checkpoint", size)
-            return {"anchored": False, "size": size}
-        log.info("anchored log size %d (root %s, previous anchored size %s) to %s",
-                 result.size, result.root, result.previous_size, ", ".join(result.receipts))
+            history = anchorings(home)
+            ledgers = history[-1]["ledgers"] if history else {}
+            for name, state in ledgers.items():
+                log.info("  last anchoring, ledger %s: %s %s", name, state["state"],
+                         state.get("reason") or "")
+            return {"anchored": False, "size": size,
+                    "ledgers": {name: state["state"] for name, state in ledgers.items()}}
+        log.info("anchored log size %d (root %s, previous anchored size %s): %s",
+                 result.size, result.root, result.previous_size,
+                 ", ".join(f"{name} {state['state']}" for name, state in result.ledgers.items()))
         return {"anchored": True, **result.to_json()}
 
     anchor_log()

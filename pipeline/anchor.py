@@ -18,7 +18,8 @@ __all__ = ["ANCHOR_STEPS", "AnchorResult", "anchor", "anchored", "ledgers_for", 
 
 import json
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.ledgers import Ledger
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import parse_note
-from pipeline.errors import UsageError
 from pipeline.fsutil import fsync_dir, write_text_durably
 from pipeline.home import Home
 from pipeline.store import step_done
@@ -42,6 +42,7 @@ class AnchorResult:
     previous_size: int | None
     checkpoint: str
     receipts: dict[str, dict[str, Any]]
+    ledgers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,21 +51,16 @@ class AnchorResult:
             "previous_size": self.previous_size,
             "checkpoint": self.checkpoint,
             "receipts": self.receipts,
+            "ledgers": self.ledgers,
         }
 
 
 def ledgers_for(home: Home) -> list[Ledger]:
-    """The ledgers named in the home's config (``"ledgers"``; default: the local ledger)."""
-    from anchoring.ledgers.local import LocalLedger
+    """The receipt ledgers named in the home's config (``"ledgers"``; default: the local
+    ledger), as clients that can verify their receipts against the ledger itself."""
+    from pipeline.ledger_config import build_ledger, ledger_specs
 
-    ledgers: list[Ledger] = []
-    for spec in home.config.get("ledgers", [{"type": "local"}]):
-        kind = spec.get("type") if isinstance(spec, dict) else spec
-        if kind == "local":
-            ledgers.append(LocalLedger(home.log()))
-        else:
-            raise UsageError(f"{home.path / 'config.json'}: unknown ledger type {kind!r}")
-    return ledgers
+    return [build_ledger(home, spec) for spec in ledger_specs(home) if spec["type"] == "local"]
 
 
 def _anchor_root(home: Home) -> Path:
@@ -104,44 +100,56 @@ def _pending(home: Home) -> list[Path]:
     )
 
 
-def _finish(home: Home, tmp: Path) -> AnchorResult:
-    """Submit a prepared folder's checkpoint to every ledger, keep the receipts, rename it."""
+def _finish(home: Home, tmp: Path, specs: Sequence[dict[str, Any]]) -> AnchorResult:
+    """Submit a prepared folder's checkpoint to each ledger, keep the receipts and states
+    (and the cosigned note), rename the folder into place."""
+    from pipeline.anchor_ledgers import submit_all, write_run
+
     note = (tmp / "checkpoint.txt").read_text(encoding="utf-8")
     checkpoint = open_checkpoint(note, [home.verifier], origin=home.origin)
     previous = json.loads((tmp / "consistency.json").read_text(encoding="utf-8"))["from_size"]
-    receipts = {}
-    for ledger in ledgers_for(home):
-        receipt = ledger.submit(note)
-        ledger.verify(receipt, note)
-        receipts[ledger.name] = receipt
-    for name, receipt in receipts.items():
-        write_text_durably(tmp / f"{name}.json", json.dumps(receipt, indent=2) + "\n")
+    run = submit_all(home, specs, note, checkpoint.size)
+    write_run(tmp, run)
     step_done("anchor-submitted")
     folder = _anchor_root(home) / f"{checkpoint.size:012d}"
     tmp.replace(folder)
     fsync_dir(folder.parent)
-    return AnchorResult(checkpoint.size, checkpoint.root.hex(), previous, note, receipts)
+    return AnchorResult(checkpoint.size, checkpoint.root.hex(), previous, run.note, run.receipts,
+                        run.states)
 
 
-def anchor(home: Home) -> AnchorResult | None:
-    """Anchor the current checkpoint, after finishing any anchoring a crash interrupted.
-
-    Returns the newest size anchored by this call; None when the log has not grown
-    since the last anchor and nothing was left to finish.
-    """
+def _resume(home: Home, specs: Sequence[dict[str, Any]]) -> AnchorResult | None:
+    """Finish the anchorings a crash interrupted; drop folders no ledger has seen yet."""
     result = None
     for tmp in _pending(home):
         done = (_anchor_root(home) / tmp.name[1:-4] / "checkpoint.txt").is_file()
         if not done and (tmp / "checkpoint.txt").is_file() and (tmp / "consistency.json").is_file():
-            result = _finish(home, tmp)
+            result = _finish(home, tmp, specs)
         else:  # killed while preparing (no ledger has seen it), or already finished
             shutil.rmtree(tmp)
+    return result
+
+
+def anchor(home: Home, ledger_names: Sequence[str] | None = None) -> AnchorResult | None:
+    """Anchor the current checkpoint to the configured ledgers (or the named ones), after
+    finishing any anchoring a crash interrupted and retrying what is pending.
+
+    Returns the newest size anchored by this call; None when the log has not grown
+    since the last anchor and nothing was left to finish.
+    """
+    from pipeline.anchor_ledgers import follow_up
+    from pipeline.ledger_config import select_specs
+
+    specs = select_specs(home, ledger_names)
+    result = _resume(home, specs)
     log = home.log()
     size = log.size()
     history = anchored(home)
     previous = history[-1] if history else None
     if size in (0, previous):
+        follow_up(home, specs, include_missing=True, retry_failed=bool(ledger_names))
         return result
+    follow_up(home, specs, include_missing=False, retry_failed=bool(ledger_names))
     note = log.sign_checkpoint(home.signer)
     checkpoint = open_checkpoint(note, [home.verifier], origin=home.origin)
     proof: list[bytes] = []
@@ -164,4 +172,4 @@ def anchor(home: Home) -> AnchorResult | None:
     )
     fsync_dir(tmp)
     step_done("anchor-prepared")
-    return _finish(home, tmp)
+    return _finish(home, tmp, specs)

@@ -273,8 +273,9 @@ def _check_prefix(tree: MerkleTree, note: str, what: str, report: AuditReport) -
         )
 
 
-def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
+def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport, online: bool) -> None:
     from pipeline.anchor import anchored, ledgers_for, receipts_for
+    from pipeline.audit_ledgers import check_external_anchors
 
     ledgers = {ledger.name: ledger for ledger in ledgers_for(home)}
     base = home.path / "anchors"
@@ -293,14 +294,18 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
             )
             continue
         _check_prefix(tree, note, f"the checkpoint anchored at size {size}", report)
-        if not receipts:
+        if not receipts and not _awaited(home, size):
             report.findings.append(
                 Finding("anchor-missing", f"anchors/{size:012d}/ holds no receipt")
             )
         if "local" in receipts:
             local_receipts[size] = receipts["local"]
+        problems = check_external_anchors(home, size, note, receipts, online)
+        report.findings.extend(Finding(check, detail) for check, detail in problems)
         for name, receipt in receipts.items():
             report.receipts_checked += 1
+            if receipt.get("type") != "trialproof/local-ledger/v1":
+                continue  # checked by check_external_anchors
             ledger = ledgers.get(name)
             if ledger is None:
                 report.findings.append(
@@ -315,6 +320,14 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport) -> None:
             except AnchoringError as exc:
                 report.findings.append(Finding("receipt", f"size {size}, {name}: {exc}"))
     _audit_local_ledger(home, local_receipts, report)
+
+
+def _awaited(home: Home, size: int) -> bool:
+    """Whether some ledger's receipt for the anchoring is still pending."""
+    from pipeline.anchor_ledgers import anchoring_folder, read_states
+
+    states = read_states(anchoring_folder(home, size))
+    return any(state.get("state") == "pending" for state in states.values())
 
 
 def _audit_local_ledger(
@@ -402,21 +415,22 @@ def info_input(home: Home, info: VersionInfo) -> bytes:
     return home.log().entry(info.log_index).leaf_input
 
 
-def audit(home: Home, trial: str | None = None) -> AuditReport:
-    """Check everything the home holds (or one trial's versions, plus the whole log).
+def audit(home: Home, trial: str | None = None, online: bool = False) -> AuditReport:
+    """Check everything the home holds (or one trial's versions, plus the whole log); with
+    ``online``, chain receipts are also checked on their chains.
 
     A log database that cannot be read ends the audit with a ``log-database`` finding.
     """
     use_system_memory_pool()
     report = AuditReport()
     try:
-        _audit_home(home, trial, report)
+        _audit_home(home, trial, report, online)
     except LogDatabaseError as exc:
         report.findings.append(Finding("log-database", str(exc)))
     return report
 
 
-def _audit_home(home: Home, trial: str | None, report: AuditReport) -> None:
+def _audit_home(home: Home, trial: str | None, report: AuditReport, online: bool) -> None:
     tree = _audit_log(home, report)
     store = Store(home.path, home.log())
     remembered = home.path / AUDIT_CHECKPOINT
@@ -428,7 +442,7 @@ def _audit_home(home: Home, trial: str | None, report: AuditReport) -> None:
                 "the checkpoint of the last clean audit",
                 report,
             )
-        _audit_anchors(home, tree, report)
+        _audit_anchors(home, tree, report, online)
     for dataset_trial, dataset in store.datasets():
         if trial is not None and dataset_trial != trial:
             continue

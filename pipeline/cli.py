@@ -145,8 +145,19 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
                    "ledger other than the local one")
 @click.option("--contract", "contract", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="the version's contract, to name the record's key columns")
+@click.option("--witness", "witness_vkeys", multiple=True,
+              help="a trusted witness's cosigning vkey (text or file); repeatable")
+@click.option("--witness-threshold", type=int, default=None,
+              help="how many of the --witness keys must have cosigned (default: all)")
+@click.option("--online", is_flag=True, help="also check chain receipts on the chain itself")
+@click.option("--rpc", "rpc_urls", multiple=True,
+              help="JSON-RPC URL for --online (one per chain; its chain ID is asked)")
+@click.option("--tsa-ca", "tsa_ca", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="PEM CA file that time-stamp (RFC 3161) receipts must chain to")
 def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
-           require_anchor: str | None, contract: Path | None) -> None:
+           require_anchor: str | None, contract: Path | None, witness_vkeys: tuple[str, ...],
+           witness_threshold: int | None, online: bool, rpc_urls: tuple[str, ...],
+           tsa_ca: Path | None) -> None:
     """Verify a record or entry proof offline. Exit 0 verified, 1 not verified, 2 malformed.
 
     Prints what was verified: trial, dataset, version, the record's key and leaf hash,
@@ -156,6 +167,7 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
     from anchoring.verify import (
         VerifierUsageError,
         anchor_policy_and_proof,
+        demands_from_options,
         failure_json,
         render_text,
         result_json,
@@ -165,12 +177,14 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
     try:
         policy, path = anchor_policy_and_proof(require_anchor,
                                                None if bundle is None else str(bundle))
+        demands = demands_from_options(_read_vkeys(witness_vkeys), witness_threshold, online,
+                                       rpc_urls, tsa_ca)
     except VerifierUsageError as exc:
         raise UsageError(str(exc)) from None
     trusted = _read_vkeys(vkeys)
     try:
         result, key_columns = verify_file(path, trusted, origin=origin, require_anchor=policy,
-                                          contract=contract)
+                                          contract=contract, demands=demands)
     except BundleVerificationError as exc:
         if as_json:
             click.echo(json.dumps(failure_json(exc)))
@@ -392,17 +406,28 @@ def _write_diff_proofs(home: Home, result: Any, entries: list[dict[str, Any]],
 @cli.command("anchor")
 @home_option
 @json_option
-def anchor_command(home_dir: Path | None, as_json: bool) -> None:
-    """Anchor the current checkpoint to the configured ledgers (if the log has grown)."""
+@click.option("--ledger", "ledger_names", multiple=True,
+              help="anchor to this configured ledger only; repeatable (default: all)")
+def anchor_command(home_dir: Path | None, as_json: bool, ledger_names: tuple[str, ...]) -> None:
+    """Anchor the current checkpoint to the configured ledgers (if the log has grown), and
+    retry what is pending."""
     from pipeline.anchor import anchor
 
-    result = anchor(_open_home(home_dir))
+    home = _open_home(home_dir)
+    result = anchor(home, ledger_names)
     if result is None:
-        _emit(as_json, {"anchored": False}, "nothing to anchor: the log has not grown")
+        from pipeline.anchor_ledgers import anchorings
+
+        history = anchorings(home)
+        ledgers = history[-1]["ledgers"] if history else {}
+        states = ", ".join(f"{name} {state['state']}" for name, state in ledgers.items())
+        _emit(as_json, {"anchored": False, "ledgers": ledgers},
+              "nothing to anchor: the log has not grown"
+              + (f" (last anchoring: {states})" if states else ""))
         return
+    states = ", ".join(f"{name} {state['state']}" for name, state in result.ledgers.items())
     _emit(as_json, {"anchored": True, **result.to_json()},
-          f"anchored size {result.size} (root {result.root[:16]}…) to "
-          f"{', '.join(result.receipts)}")
+          f"anchored size {result.size} (root {result.root[:16]}…): {states}")
 
 
 @cli.command("audit")
@@ -411,11 +436,12 @@ def anchor_command(home_dir: Path | None, as_json: bool) -> None:
 @click.option(
     "--trial", default=None, help="only this trial's versions (the log is always checked)",
 )
-def audit_command(home_dir: Path | None, as_json: bool, trial: str | None) -> None:
+@click.option("--online", is_flag=True, help="also check chain receipts on their chains")
+def audit_command(home_dir: Path | None, as_json: bool, trial: str | None, online: bool) -> None:
     """Recompute every root and check the log, checkpoints and receipts. Exit 1 on any finding."""
     from pipeline.audit import audit
 
-    report = audit(_open_home(home_dir), trial)
+    report = audit(_open_home(home_dir), trial, online)
     text = "\n".join([f"audit: {report.versions_checked} versions, log size {report.log_size}, "
                       f"{report.checkpoints_checked} checkpoints, "
                       f"{report.receipts_checked} receipts: "
@@ -474,6 +500,13 @@ from pipeline import cli_download, cli_serve, cli_tokens  # noqa: E402
 cli.add_command(cli_serve.serve)
 cli.add_command(cli_tokens.tokens)
 cli.add_command(cli_download.download)
+
+from pipeline.cli_ledger import anchors_command, ledger  # noqa: E402
+from pipeline.cli_witness import witness  # noqa: E402
+
+cli.add_command(ledger)
+cli.add_command(anchors_command)
+cli.add_command(witness)
 
 
 def _one_line(exc: BaseException) -> str:

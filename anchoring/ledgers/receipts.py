@@ -31,6 +31,8 @@ from typing import Any
 from anchoring.canonical import canonical_json
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import ReceiptFormatError, VerificationError
+from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, check_ethereum_receipt
+from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE, check_rfc3161_receipt
 from anchoring.note import parse_note
 
 LOCAL_RECEIPT_TYPE = "trialproof/local-ledger/v1"
@@ -52,7 +54,7 @@ class ReceiptKind:
     ``check`` raises :class:`VerificationError` when the receipt does not commit
     to the checkpoint (or :class:`ReceiptFormatError` on a malformed field).
     ``independent`` is true only for a ledger outside the log operator's control
-    whose receipts ``check`` verifies cryptographically; a receipt counts as an
+    whose receipts ``check`` verifies cryptographically against that ledger; a receipt counts as an
     independent anchor only through this flag, never through what its own fields
     claim. ``proves`` says in a few words what a receipt that passes shows.
     ``check_format``, when given, raises :class:`ReceiptFormatError` on a missing
@@ -62,8 +64,12 @@ class ReceiptKind:
 
     check: ReceiptCheck
     independent: bool
-    proves: str
+    proves: str | Callable[[Mapping[str, Any]], str]
     check_format: Callable[[Mapping[str, Any]], None] | None = None
+
+    def describe(self, receipt: Mapping[str, Any]) -> str:
+        """What this receipt, once checked, shows."""
+        return self.proves(receipt) if callable(self.proves) else self.proves
 
 
 def is_rfc3339(value: Any) -> bool:
@@ -164,12 +170,32 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 
 
 #: The receipt types the offline verifier knows, by ``type``. A new ledger registers
-#: its receipts here with one entry.
+#: its receipts here with one entry. Offline, a chain receipt or a time-stamp only shows
+#: that it commits to the checkpoint: whether the transaction is on the chain, or the
+#: TSA is one to trust, needs the chain or a CA (:func:`anchoring.ledgers.policy.receipt_kinds`),
+#: so neither counts as independent here.
 OFFLINE_CHECKS: dict[str, ReceiptKind] = {
     LOCAL_RECEIPT_TYPE: ReceiptKind(
         check=check_local_receipt,
         independent=False,
         proves="self-asserted (local ledger, not independent)",
         check_format=check_local_receipt_format,
+    ),
+    ETHEREUM_RECEIPT_TYPE: ReceiptKind(
+        check=check_ethereum_receipt,
+        independent=False,
+        proves=lambda r: (
+            f"ethereum chain {r.get('chain_id')}, block {r.get('block_number')}, transaction "
+            f"{r.get('tx_hash')}: its payload commits to the checkpoint; not checked on the "
+            "chain (give --online --rpc URL)"
+        ),
+    ),
+    RFC3161_RECEIPT_TYPE: ReceiptKind(
+        check=check_rfc3161_receipt,
+        independent=False,
+        proves=lambda r: (
+            f"RFC 3161 time-stamp at {r.get('gen_time')}: the token covers the checkpoint; "
+            "the TSA is not trusted (give --tsa-ca FILE)"
+        ),
     ),
 }
