@@ -65,7 +65,8 @@ def test_a_receipt_for_a_later_checkpoint_with_its_consistency_proof(tmp_path: P
                "consistency_proof": [h.hex() for h in log.consistency_proof(early.size)]}
     verify_record_proof(dataclasses.replace(proof, anchors=(receipt,)), [signer.verifier])
 
-    wrong = {**receipt, "consistency_proof": [b"\0".hex() * 32]}
+    hashes = receipt["consistency_proof"]
+    wrong = {**receipt, "consistency_proof": ["00" * 32, *hashes[1:]]}  # right length, wrong hash
     with pytest.raises(BundleVerificationError) as failed:
         verify_record_proof(dataclasses.replace(proof, anchors=(wrong,)), [signer.verifier])
     assert failed.value.step.value == "anchor"

@@ -99,11 +99,17 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
         vkey = home.verifier.vkey
         offline = trialproof("verify", str(proof), "--vkey", vkey)
         assert offline.returncode == 0, offline.stderr
-        assert "anchor: local (not independent)" in offline.stdout
-        assert f"anchor: ethereum chain 31337, block {receipts['chain']['block_number']}" in (
+        assert "self-asserted (local ledger, not independent)" in offline.stdout
+        assert f"ethereum chain 31337, block {receipts['chain']['block_number']}" in (
             offline.stdout)
-        online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
+        assert "no independent anchor was verified" in offline.stdout
+        # Offline, a chain receipt is not an independent anchor; checked online, it is.
+        assert trialproof("verify", str(proof), "--vkey", vkey,
+                          "--require-anchor", "independent").returncode == 1
+        online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc,
+                            "--require-anchor", "independent")
         assert online.returncode == 0, online.stderr
+        assert "checked online" in online.stdout
 
         assert trialproof("audit", "--online", "--home", str(home.path)).returncode == 0
 
