@@ -105,6 +105,8 @@ def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path
     output = sandbox.outputs[-1]
     assert tampered["state"] == "failed"
     assert states(tampered, "audit") == ["failed"]
+    # a finding is not retried: auditing the same bytes again finds the same thing
+    assert [t["try_number"] for t in tampered["tasks"]] == [1]
     assert "audit found" in output and "CDISCPILOT01/ex" in output
     (notification,) = sandbox.notifications()
     assert notification["job"] == "audit" and "audit found" in notification["error"]
@@ -115,3 +117,15 @@ def test_anchor_and_audit_on_an_empty_log(sandbox: Sandbox) -> None:
     for run in sandbox.dag_test("anchor", "audit"):
         assert run["state"] == "success", sandbox.outputs[-1][-3000:]
     assert "nothing to anchor" in sandbox.outputs[-1]
+
+    # a home that cannot be opened is infrastructure, not a finding: audit retries it twice,
+    # then notifies the real error
+    (sandbox.tp_home / "config.json").rename(sandbox.tp_home / "config.json.away")
+    sandbox.env["RUNNER_RETRY_DELAY"] = "0"
+    (broken,) = sandbox.dag_test("audit")
+    assert broken["state"] == "failed"
+    ((task,),) = [[t for t in broken["tasks"] if t["task_id"] == "audit"]]
+    assert task["state"] == "failed" and task["try_number"] == 3
+    (note,) = sandbox.notifications()
+    assert note["job"] == "audit" and note["try_number"] == 3
+    assert str(sandbox.tp_home) in note["error"] and "unknown error" not in note["error"]
