@@ -188,6 +188,7 @@ def validate(
     with its report, and :class:`ValidationFailed` names the problem and the place.
     """
     from pipeline.readers import read_delivery
+    from pipeline.validation import rejection_html as run_rejection_html
     from pipeline.validation import validate as run_suite
 
     check_name(trial, "trial")
@@ -203,10 +204,13 @@ def validate(
         rejection = {"success": False, "source": staged.name, "sha256": staged.sha256,
                      "contract": contract.name, "error": problem}
         rejection_json = (json.dumps(rejection, indent=2) + "\n").encode()
+        rejection_html = run_rejection_html(staged.name, staged.sha256, contract.name, problem)
         where = store.quarantine(trial, dataset, staged.sha256, staged.name,
-                                 {"report.json": rejection_json})
-        raise ValidationFailed(f"{problem}; quarantined in {where}", str(where),
-                               str(where / "report.json")) from None
+                                 {"report.json": rejection_json,
+                                  "report.html": rejection_html.encode("utf-8")})
+        raise ValidationFailed(f"{problem}; quarantined in {where} "
+                               f"(report: {where / 'report.html'})", str(where),
+                               str(where / "report.html")) from None
     progress("validate")
     report = run_suite(
         delivery.table,
