@@ -276,11 +276,25 @@ def contracts() -> None:
 @click.argument("define", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def contracts_from_define(define: Path, out_dir: Path) -> None:
-    """Write one contract per dataset described in a CDISC define.xml (1.0 or 2.0)."""
-    from pipeline.define_xml import write_contracts
+    """Write one contract per dataset described in a CDISC define.xml (1.0 or 2.0).
+
+    Prints, per dataset, the deviations from define.xml the contract records (types
+    widened, keys changed, codelists dropped) and the columns nothing constrains."""
+    from pipeline.define_xml import deviations_by_kind, unconstrained_columns, write_contracts
 
     for path in write_contracts(define, out_dir):
+        descriptor = json.loads(path.read_text(encoding="utf-8"))
         click.echo(str(path))
+        grouped = deviations_by_kind(descriptor)
+        if not grouped:
+            click.echo("  deviations from define.xml: none")
+        for kind, lines in grouped.items():
+            click.echo(f"  {kind} ({len(lines)}):")
+            click.echo("\n".join(f"    - {line}" for line in lines))
+        loose = unconstrained_columns(descriptor)
+        if loose:
+            click.echo(f"  no codelist and no other constraint (pattern or range), so any "
+                       f"value of the type and length passes: {', '.join(loose)}")
 
 
 def _parse_key(text: str) -> dict[str, str]:
