@@ -28,6 +28,7 @@ __all__ = [
     "TypeIssueLike",
     "ValidationReport",
     "compile_suite",
+    "failure_digest",
     "rejection_html",
     "validate",
 ]
@@ -703,6 +704,30 @@ def json_safe(value: Any) -> Any:
         except (TypeError, ValueError):
             pass
     return str(value)
+
+
+# --------------------------------------------------------------------------- text digest
+
+
+def failure_digest(report_json: str, rows_per_check: int = 5) -> list[str]:
+    """The report's failures as plain lines for a task log: each failed check with its
+    first failing rows (key, 1-based row number, value); or, for a delivery that could not
+    be read, the reader's problem."""
+    data = json.loads(report_json)
+    if "results" not in data:  # a rejection: the file could not be read
+        return [f"could not be read: {data.get('error')}"]
+    report = ValidationReport.from_json(report_json)
+    lines = [report.summary()]
+    for result in report.failures:
+        columns = ", ".join(result["columns"]) or "table"
+        count = result.get("unexpected_count")
+        lines.append(f"  FAILED {result['check']} [{columns}]"
+                     + (f": {count:,} row(s)" if count is not None else ""))
+        for entry in result["failing_rows"][:rows_per_check]:
+            key = ", ".join(f"{k}={_text(v)}" for k, v in entry["key"].items() if k != "row")
+            where = f"row {_row_number(entry)}" + (f" ({key})" if key else "")
+            lines.append(f"    {where}: {_short(entry['value'], 120)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- HTML

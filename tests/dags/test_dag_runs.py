@@ -35,6 +35,7 @@ def store(sandbox: Sandbox) -> Store:
 
 def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: Path) -> None:
     sandbox.register({"dm": {}})
+    sandbox.env["TRIALPROOF_REPORT_URL"] = "https://trials.example.org/"
     sandbox.deliver("dm", pilot_dir / "dm.xpt")
     bad_dm_csv(pilot_dir, sandbox.deliveries / "dm" / "dm-bad.csv")
 
@@ -58,6 +59,12 @@ def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: 
     report = quarantine / "report.html"
     assert report.is_file() and (quarantine / "dm-bad.csv").is_file()
     assert str(report) in output
+    # the task log shows the failure with its row (1-based), key and value
+    assert "  FAILED values match the pattern" in output and "[RFSTDTC]: 1 row(s)" in output
+    assert "row 1 (STUDYID=CDISCPILOT01, USUBJID=01-701-1015): yesterday" in output
+    # and the committed version's report as a URL of the trialproof API
+    assert ("validation report: https://trials.example.org/api/v1/trials/CDISCPILOT01/"
+            "datasets/dm/versions/1/report.html") in output
     (note,) = sandbox.notifications()
     assert note["report"] == str(report) and note["quarantine"] == str(quarantine)
     assert note["task_id"] == "deliver.validate" and note["dag_id"] == DM
