@@ -1,11 +1,11 @@
-# trialproof: make install | demo | test | bench | lint | airflow | lock | clean
+# trialproof: make install | demo | test | test-fast | bench | lint | airflow | lock | clean
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
 
-.PHONY: install demo test bench airflow lint lock clean
+.PHONY: install demo test test-fast bench airflow lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the tests marked slow (real Airflow, end to end).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
