@@ -2,6 +2,7 @@
 
     python airflow_runner.py preflight         -> Airflow's in-process execution API loads
     python airflow_runner.py dagbag            -> the DAG ids and import errors of dags/
+    python airflow_runner.py dagbags REG...    -> the same under each sponsor registry in turn
     python airflow_runner.py parse FILE...     -> import time and heavy modules of each DAG file
     python airflow_runner.py test DAG [DAG...] -> dag.test() each DAG in turn
 
@@ -70,6 +71,16 @@ def dagbag() -> dict[str, Any]:
     return {"dag_ids": sorted(bag.dag_ids), "import_errors": dict(bag.import_errors)}
 
 
+def dagbags(registries: list[str]) -> dict[str, Any]:
+    """``dagbag`` once per registry, in this one process (Airflow starts once): the DAG
+    files read ``$TRIALPROOF_REGISTRY`` each time they are parsed."""
+    found = {}
+    for registry in registries:
+        os.environ["TRIALPROOF_REGISTRY"] = registry
+        found[registry] = dagbag()
+    return {"bags": found}
+
+
 def test(dag_ids: list[str]) -> dict[str, Any]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -103,6 +114,8 @@ def main(argv: list[str]) -> None:
         result = preflight()
     elif argv[:1] == ["dagbag"]:
         result = dagbag()
+    elif argv[:1] == ["dagbags"]:
+        result = dagbags(argv[1:])
     elif argv[:1] == ["parse"]:
         result = parse(argv[1:])
     elif argv[:1] == ["test"] and len(argv) > 1:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from airflow_sandbox import REPO, airflow_env, tail
 
 from pipeline import demo
@@ -29,8 +30,17 @@ def test_the_demo_runs_twice(tmp_path: Path, migrated_db: Path, pilot_dir: Path)
     airflow_home = tmp_path / "airflow"
     airflow_home.mkdir()
     shutil.copyfile(migrated_db, airflow_home / "airflow.db")  # the migration is done once
+    # the example registry's dm (the demo proves one of its records) and its on-arrival ex
+    example = yaml.safe_load((REPO / "registry" / "sponsors.yaml").read_text())
+    example["datasets"] = [d for d in example["datasets"] if d["dataset"] in ("dm", "ex")]
+    for entry in example["datasets"]:
+        entry["deliveries"] = str(REPO / "registry" / entry["deliveries"])
+    example["contracts"] = [str(REPO / "schemas" / "contracts")]
+    registry = tmp_path / "sponsors.yaml"
+    registry.write_text(yaml.safe_dump(example))
     env = airflow_env(airflow_home, f"sqlite:///{airflow_home / 'airflow.db'}",
-                      TRIALPROOF_HOME=str(tmp_path / "home"), TRIALPROOF_DEMO_TIMEOUT="300")
+                      TRIALPROOF_HOME=str(tmp_path / "home"), TRIALPROOF_REGISTRY=str(registry),
+                      TRIALPROOF_DEMO_TIMEOUT="300")
 
     first = run_demo(env)
     assert "CDISCPILOT01/ex: v1 of 1" in first and "-- verified" in first
