@@ -12,7 +12,7 @@ from pipeline.anchor import anchored, receipts_for
 from pipeline.home import Home
 from pipeline.store import Store
 
-pytestmark = pytest.mark.usefixtures("execution_api")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("execution_api")]
 
 DM = "ingest__CDISCPILOT01__dm"
 EX = "ingest__CDISCPILOT01__ex"
