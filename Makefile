@@ -35,9 +35,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-# The inner loop: everything but the tests marked slow (real Airflow, end to end).
+# The inner loop: everything but the tests marked slow or scaleout (real Airflow end to end).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not scaleout"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
