@@ -15,7 +15,7 @@ from pipeline.contract import parse_contract
 from pipeline.errors import ValidationFailed
 from pipeline.home import Home
 from pipeline.ingest import ingest
-from pipeline.validation import validate
+from pipeline.validation import failure_digest, validate
 
 ORIGIN = "trials.example.org/log"
 CONTRACT = {"name": "lb", "primaryKey": ["USUBJID", "LBSEQ"],
@@ -74,3 +74,13 @@ def test_an_unreadable_delivery_gets_an_html_report_without_its_content(
     assert "REJECTED" in page and "could not be read" in page and name in page
     assert problem.split(":")[-1].strip()[:20] in page
     assert "SECRETVALUE" not in page
+
+
+def test_the_task_log_digest_names_each_failure_with_its_rows() -> None:
+    report = validate(dm_table(SEX={4: "X"}), contract_of(), source_name="dm.csv")
+    lines = failure_digest(report.to_json())
+    assert lines[0].startswith("FAIL: 1 of ")
+    assert lines[1] == "  FAILED values are in the allowed set (enum) [SEX]: 1 row(s)"
+    assert lines[2] == "    row 5 (USUBJID=01-701-1004): X"
+    rejection = json.dumps({"success": False, "error": "dm.xpt: the file is empty (0 bytes)"})
+    assert failure_digest(rejection) == ["could not be read: dm.xpt: the file is empty (0 bytes)"]
