@@ -12,8 +12,8 @@ their own: values that did not fit the contract type ("values have the contract 
 and contract columns absent from the delivery ("column exists").
 
 The report identifies failing rows by primary key (or by 0-based row index when the
-contract has none) and by their 1-based row number, at most :data:`FAILING_ROWS_CAP` per
-check. Its JSON form is deterministic: the same table, contract and reader findings give
+contract has none), at most :data:`FAILING_ROWS_CAP` per check; people see them numbered
+from 1. Its JSON form is deterministic: the same table, contract and reader findings give
 the same bytes.
 
 Great Expectations is imported on first use, never at module import, so that the CLI and
@@ -353,8 +353,8 @@ class ValidationReport:
     "suite" or "reader"), ``columns``, ``kwargs``, ``success``, ``unexpected_count``,
     ``unexpected_percent``, ``observed_value``, ``errors`` (GX exception messages) and
     ``failing_rows``: up to 20 of ``{"key": {pk column: value} or {"row": n}, "row": n,
-    "row_number": n + 1, "value": offending value}`` (``row`` is 0-based; ``row_number``
-    counts from 1, the first data row of the delivery, as the HTML page shows it).
+    "value": offending value}`` (``row`` is 0-based; the HTML page and the task-log digest
+    number rows from 1, the first data row of the delivery).
     """
 
     success: bool
@@ -597,8 +597,7 @@ class _Rows:
                 value = {c: looked_up[c].get(row) for c in present}
             else:
                 value = None
-            entries.append({"key": key, "row": row, "row_number": row + 1,
-                            "value": json_safe(value)})
+            entries.append({"key": key, "row": row, "value": json_safe(value)})
         return entries
 
 
@@ -784,8 +783,7 @@ def _page_check(number: int, result: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row_number(entry: Mapping[str, Any]) -> Any:
-    if "row_number" in entry:
-        return entry["row_number"]
+    """The row as people count it: from 1, the first data row (``row`` is 0-based)."""
     return entry["row"] + 1 if isinstance(entry.get("row"), int) else ""
 
 
