@@ -4,14 +4,14 @@ and name a registered trial, unless ``--force``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
 
+from pipeline.cli import main
 from pipeline.home import Home
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,13 +19,25 @@ ORIGIN = "trials.example.org/log"
 CONTRACT = ("--contract", "cdiscpilot01/sdtm/dm")
 
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    """The CLI from the repository root, whose registry lists CDISCPILOT01."""
-    environ = {k: v for k, v in os.environ.items() if k != "TRIALPROOF_REGISTRY"}
-    environ.update(TRIALPROOF_HOME=str(home), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, env=environ, cwd=REPO, check=False)
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """The CLI in this process (its imports are paid once), from the repository root,
+    whose registry lists CDISCPILOT01: (returncode, stdout, stderr)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("TRIALPROOF_REGISTRY", raising=False)
+
+    def call(home: Path, *args: str, env: dict[str, str] | None = None) -> SimpleNamespace:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            patch.setenv("TRIALPROOF_HOME", str(home))
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            with pytest.raises(SystemExit) as exited:
+                main(list(args))
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=exited.value.code, stdout=out, stderr=err)
+
+    return call
 
 
 @pytest.fixture
@@ -47,7 +59,7 @@ def untouched(home: Path) -> bool:
 
 
 def test_a_dry_run_validates_writes_the_report_and_commits_nothing(
-        home: Path, pilot: Path, tmp_path: Path) -> None:
+        run: Any, home: Path, pilot: Path, tmp_path: Path) -> None:
     good = run(home, "ingest", str(pilot / "dm.xpt"), "--trial", "CDISCPILOT01", "--dataset",
                "dm", *CONTRACT, "--dry-run", "--json")
     assert good.returncode == 0, good.stderr
@@ -69,7 +81,7 @@ def test_a_dry_run_validates_writes_the_report_and_commits_nothing(
     assert untouched(home)
 
 
-def test_studyid_and_registry_checks_exit_2_unless_forced(home: Path, pilot: Path,
+def test_studyid_and_registry_checks_exit_2_unless_forced(run: Any, home: Path, pilot: Path,
                                                           tmp_path: Path) -> None:
     # not in the registry (the repository's lists CDISCPILOT01 only)
     unknown = run(home, "ingest", str(pilot / "dm.xpt"), "--trial", "NOPE01", "--dataset",
