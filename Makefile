@@ -1,11 +1,11 @@
-# trialproof: make install | demo | demo-anchors | test | bench | lint | airflow | serve | lock | clean
+# trialproof: make install | demo | demo-anchors | test | test-fast | bench | lint | airflow | serve | lock | clean
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.8
 
-.PHONY: install demo demo-anchors test bench airflow serve lint lock clean
+.PHONY: install demo demo-anchors test test-fast bench airflow serve lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo-anchors: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the tests marked slow or scaleout (real Airflow end to end).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not scaleout"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -3,12 +3,17 @@
 Daily by default; the registry's ``audit: {schedule: ...}`` or
 ``$TRIALPROOF_AUDIT_SCHEDULE`` changes it, and ``audit: {notify: [...]}`` says whom
 the failure notification names. The work is done by :func:`pipeline.audit.audit`.
+
+A failed check (a finding: tampering or corruption) fails the task at once, without
+retries: auditing the same bytes again finds the same thing. Anything else (the home
+cannot be opened, a disk or database error, a worker lost) is infrastructure and is
+retried twice, a minute apart, before the failure is notified.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
@@ -34,7 +39,8 @@ except RegistryFileError:  # reported by trialproof_registry_errors.py
     description="recompute every root from storage and check the log, checkpoints and anchors",
     default_args={
         "owner": "trialproof",
-        "retries": 0,
+        "retries": 2,  # infrastructure only: a finding raises AirflowFailException
+        "retry_delay": timedelta(minutes=1),
         "on_failure_callback": failure_notifier(job="audit", notify=_job.notify),
     },
 )

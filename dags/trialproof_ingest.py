@@ -11,6 +11,11 @@ failure notification) while the others commit. XCom carries paths and hashes.
 An ``on-arrival`` entry runs continuously: ``find_new_deliveries`` is then a
 sensor (reschedule mode) that waits for a new file.
 
+Each task log leads a person to the report: ``validate`` logs a rejected delivery's
+failures (each failed check with its first failing rows) and where its report is kept;
+``commit`` logs the committed version's report as a URL of the trialproof API when
+``$TRIALPROOF_REPORT_URL`` (the API's base URL) is set, else as a path in the home.
+
 The registry comes from ``$TRIALPROOF_REGISTRY`` and the home from
 ``$TRIALPROOF_HOME``. A wrong entry gets no DAG here; ``trialproof_registry_errors.py``
 reports it as an import error. The work is done in :mod:`pipeline.registry`.
@@ -18,7 +23,10 @@ reports it as an import error. The work is done in :mod:`pipeline.registry`.
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, PokeReturnValue, dag, get_current_context, task, task_group
@@ -31,6 +39,8 @@ from pipeline.registry import (
     failure_notifier,
     read_registry,
 )
+
+log = logging.getLogger(__name__)
 
 LOG_ASSET = Asset(name="trialproof-log", uri=LOG_ASSET_URI)
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -46,6 +56,29 @@ def _home() -> Any:
     from pipeline.home import Home, resolve_home
 
     return Home.open(resolve_home(None))
+
+
+def report_url(trial: str, dataset: str, version: int) -> str | None:
+    """The committed version's HTML report as the trialproof API serves it, or None when
+    ``$TRIALPROOF_REPORT_URL`` is not set."""
+    base = os.environ.get("TRIALPROOF_REPORT_URL", "").rstrip("/")
+    if not base:
+        return None
+    return (f"{base}/api/v1/trials/{trial}/datasets/{dataset}/versions/{version}/"
+            "report.html")
+
+
+def _log_rejection(report_path: str) -> None:
+    """The rejected delivery's failures, in the task log that the Airflow UI shows."""
+    from pipeline.validation import failure_digest
+
+    report_json = Path(report_path).with_name("report.json")
+    try:
+        lines = failure_digest(report_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError) as exc:
+        lines = [f"the report {report_json} cannot be summarized: {exc}"]
+    log.error("validation report (kept with the quarantined delivery, %s):\n%s", report_path,
+              "\n".join(lines))
 
 
 def build_ingest_dag(entry: RegistryEntry) -> Any:
@@ -106,6 +139,7 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
             try:
                 return validate_delivery(_home(), entry, staged)
             except ValidationFailed as exc:  # deterministic: retrying cannot help
+                _log_rejection(exc.report_path)
                 raise AirflowFailException(str(exc)) from exc
 
         @task(outlets=[LOG_ASSET], map_index_template=LABEL)
@@ -113,7 +147,11 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
             from pipeline.registry import commit_delivery
 
             _label(validated["staged"]["name"])
-            return commit_delivery(_home(), entry, validated)
+            summary = commit_delivery(_home(), entry, validated)
+            report = report_url(entry.trial, entry.dataset, summary["version"])
+            report = report or summary["reports"]["html"]
+            log.info("validation report: %s", report)
+            return {**summary, "report": report}
 
         @task_group
         def deliver(delivery: dict[str, Any]) -> None:

@@ -217,18 +217,36 @@ def _contract_search(home: Home | None) -> tuple[Path, ...]:
               help="contract file, or name under schemas/contracts (default: the contract of "
                    "the dataset's latest version, else its registry entry's, else the "
                    "dataset name)")
+@click.option("--dry-run", is_flag=True,
+              help="read, validate and write the report; commit nothing (exit 0 valid, 2 not)")
+@click.option("--force", is_flag=True,
+              help="go on when the data's STUDYID is not --trial, or the trial is not in the "
+                   "sponsor registry")
 def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset: str,
-           contract_ref: str | None) -> None:
+           contract_ref: str | None, dry_run: bool, force: bool) -> None:
     """Validate a delivery against its contract and commit it as the dataset's next version."""
     from pipeline.contract import load_contract
     from pipeline.delivery_contract import delivery_contract
+    from pipeline.errors import ReadError
     from pipeline.ingest import ingest as run_ingest
+    from pipeline.ingest import unregistered_trial
 
     home = _open_home(home_dir)
     contract = (load_contract(contract_ref, _contract_search(home)) if contract_ref
                 else delivery_contract(home, trial, dataset, _contract_search(home)))
+    if not file.is_file():  # before the registry: the most basic problem first
+        raise ReadError(f"{file}: no such file")
+    unregistered = unregistered_trial(trial)
+    if unregistered and not force:
+        raise UsageError(f"{unregistered}; register it, or pass --force")
+    if unregistered:
+        click.echo(f"warning: {unregistered} (--force: going on)", err=True)
+    if dry_run:
+        _dry_run_ingest(home, as_json, file, trial, dataset, contract, force)
+        return
     with stage_progress(f"ingest {file.name}", enabled=not as_json) as progress:
-        result = run_ingest(home, file, trial, dataset, contract, progress)
+        result = run_ingest(home, file, trial, dataset, contract, progress,
+                            on_study_mismatch=lambda problem: _study_mismatch(problem, force))
     payload = result.to_json()
     if result.status == "unchanged":
         text = (f"unchanged: {file.name} is already {trial}/{dataset} v{result.version}, the "
@@ -241,6 +259,31 @@ def ingest(home_dir: Path | None, as_json: bool, file: Path, trial: str, dataset
             text += (f"\nsame bytes as v{result.manifest['same_content_as']}: "
                      "a rollback, committed as a new version")
     _emit(as_json, payload, text)
+
+
+def _dry_run_ingest(home: Home, as_json: bool, file: Path, trial: str, dataset: str,
+                    contract: Any, force: bool) -> None:
+    from pipeline.errors import InvalidDelivery
+    from pipeline.ingest import dry_run
+
+    with stage_progress(f"dry run {file.name}", enabled=not as_json) as progress:
+        result = dry_run(home, file, trial, dataset, contract, progress)
+    payload = result.to_json()
+    html = payload["reports"]["html"]
+    verdict = "valid" if result.valid else "NOT valid"
+    _emit(as_json, payload, f"dry run: {file.name} is {verdict} under contract {contract.name}; "
+                            f"nothing committed\n{result.summary}\nreport: {html}")
+    if not result.valid:
+        raise InvalidDelivery(f"{file.name} is not valid under contract {contract.name} "
+                              f"(report: {html})")
+    if result.study_problem:
+        _study_mismatch(result.study_problem, force)
+
+
+def _study_mismatch(problem: str, force: bool) -> None:
+    if not force:
+        raise UsageError(f"{problem}; nothing committed (check --trial, or pass --force)")
+    click.echo(f"warning: {problem} (--force: going on)", err=True)
 
 
 @cli.command()
@@ -276,11 +319,25 @@ def contracts() -> None:
 @click.argument("define", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def contracts_from_define(define: Path, out_dir: Path) -> None:
-    """Write one contract per dataset described in a CDISC define.xml (1.0 or 2.0)."""
-    from pipeline.define_xml import write_contracts
+    """Write one contract per dataset described in a CDISC define.xml (1.0 or 2.0).
+
+    Prints, per dataset, the deviations from define.xml the contract records (types
+    widened, keys changed, codelists dropped) and the columns nothing constrains."""
+    from pipeline.define_xml import deviations_by_kind, unconstrained_columns, write_contracts
 
     for path in write_contracts(define, out_dir):
+        descriptor = json.loads(path.read_text(encoding="utf-8"))
         click.echo(str(path))
+        grouped = deviations_by_kind(descriptor)
+        if not grouped:
+            click.echo("  deviations from define.xml: none")
+        for kind, lines in grouped.items():
+            click.echo(f"  {kind} ({len(lines)}):")
+            click.echo("\n".join(f"    - {line}" for line in lines))
+        loose = unconstrained_columns(descriptor)
+        if loose:
+            click.echo(f"  no codelist and no other constraint (pattern or range), so any "
+                       f"value of the type and length passes: {', '.join(loose)}")
 
 
 def _parse_key(text: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Progress display for long CLI work: a rich spinner with the current stage, on stderr."""
+"""Progress display for long CLI work, on stderr: the step that is running, and the time
+each step took once it has finished (so a slow step is the one that says so)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+class _Steps:
+    """Times the current step; reports each one as it starts and when it finishes."""
+
+    def __init__(self, title: str, started: Callable[[str], None],
+                 finished: Callable[[str], None]) -> None:
+        self.title = title
+        self.started = started
+        self.finished = finished
+        self.current: str | None = None
+        self.since = time.perf_counter()
+
+    def begin(self, step: str) -> None:
+        self.end()
+        self.current, self.since = step, time.perf_counter()
+        self.started(f"{self.title}: {step} …")
+
+    def end(self, outcome: str = "took") -> None:
+        if self.current is not None:
+            seconds = time.perf_counter() - self.since
+            self.finished(f"{self.title}: {self.current} {outcome} {seconds:.1f}s")
+            self.current = None
+
+
 @contextmanager
 def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
-    """Yield a callback that announces each stage. Off a terminal, one line per stage."""
+    """Yield a callback that announces each step. Off a terminal, a line when a step starts
+    and one with its time when it finishes; on a terminal, a spinner with the running step
+    and its own elapsed time, above which each finished step stays with its time."""
     if not enabled:
         yield lambda _stage: None
         return
@@ -22,14 +48,16 @@ def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str],
 
     console = Console(stderr=True)
     if not sys.stderr.isatty():
-        started = time.perf_counter()
+        def line(text: str) -> None:
+            console.print(text, highlight=False)
 
-        def line(stage: str) -> None:
-            console.print(
-                f"{title}: {stage} ({time.perf_counter() - started:.1f}s)", highlight=False
-            )
-
-        yield line
+        steps = _Steps(title, line, line)
+        try:
+            yield steps.begin
+        except BaseException:
+            steps.end("stopped after")
+            raise
+        steps.end()
         return
     with Progress(
         SpinnerColumn(),
@@ -40,7 +68,16 @@ def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str],
     ) as progress:
         task = progress.add_task(title)
 
-        def update(stage: str) -> None:
-            progress.update(task, description=f"{title}: {stage}")
+        def running(text: str) -> None:
+            progress.reset(task, description=text)  # restarts the elapsed time
 
-        yield update
+        def done(text: str) -> None:
+            progress.console.print(text, highlight=False)
+
+        steps = _Steps(title, running, done)
+        try:
+            yield steps.begin
+        except BaseException:
+            steps.end("stopped after")
+            raise
+        steps.end()

@@ -21,6 +21,8 @@ __all__ = [
     "contract_json",
     "contracts_from_define",
     "data_violations",
+    "deviations_by_kind",
+    "unconstrained_columns",
     "write_contracts",
 ]
 
@@ -438,6 +440,37 @@ def write_contracts(define_path: Path, out_dir: Path, check_data: bool = True) -
         tmp.replace(target)
         written.append(target)
     return written
+
+
+#: How ``contracts from-define`` groups a contract's deviations, in this order.
+DEVIATION_KINDS = ("types widened", "keys changed", "codelists dropped", "other")
+#: Constraints that check what a value is. ``required`` only says a value is there, and a
+#: length limit lets any short enough wrong code through.
+_VALUE_CONSTRAINTS = ("enum", "pattern", "minimum", "maximum")
+
+
+def deviations_by_kind(descriptor: dict[str, Any]) -> dict[str, list[str]]:
+    """The contract's recorded deviations from its define.xml, grouped as
+    :data:`DEVIATION_KINDS` (only the kinds that occur)."""
+    grouped: dict[str, list[str]] = {}
+    for line in descriptor.get("trialproof", {}).get("deviations", []):
+        if "widened to" in line:
+            kind = "types widened"
+        elif line.startswith("primaryKey:"):
+            kind = "keys changed"
+        elif line.endswith(("enum dropped", "enum not set")):
+            kind = "codelists dropped"
+        else:
+            kind = "other"
+        grouped.setdefault(kind, []).append(line)
+    return {kind: grouped[kind] for kind in DEVIATION_KINDS if kind in grouped}
+
+
+def unconstrained_columns(descriptor: dict[str, Any]) -> list[str]:
+    """Columns with no codelist and no other check on what their values are (a pattern or
+    a range): any value of their type (and length) passes validation, wrong codes included."""
+    return [f["name"] for f in descriptor.get("fields", [])
+            if not any(c in f.get("constraints", {}) for c in _VALUE_CONSTRAINTS)]
 
 
 # --------------------------------------------------------------------------- data reconciliation

@@ -8,7 +8,14 @@
 3. writes a record proof and verifies it with nothing but the log's public key;
 4. prints what was ingested, the checkpoint, and where everything is.
 
-A second run finds nothing new to ingest (deliveries are idempotent by sha256).
+A second run finds nothing new to ingest (deliveries are idempotent by sha256), says
+so, and verifies again. Every sensor the demo runs looks once (poke mode, no waiting):
+an ``on-arrival`` entry with nothing new is skipped instead of waiting an hour for a
+file. The DAG runs happen in a child process of their own, which is stopped (SIGTERM,
+then SIGKILL) when the demo is interrupted or runs longer than
+``$TRIALPROOF_DEMO_TIMEOUT`` seconds (default 900).
+
+``TRIALPROOF_HOME``, ``AIRFLOW_HOME`` and ``TRIALPROOF_REGISTRY`` choose other places.
 """
 
 from __future__ import annotations
@@ -17,18 +24,30 @@ __all__ = ["airflow_env", "main"]
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGIN = "trials.example.org/log"
 DEMO_DATASET = ("CDISCPILOT01", "dm", {"STUDYID": "CDISCPILOT01", "USUBJID": "01-701-1015"})
+#: Seconds the DAG runs may take before the demo stops them.
+DEFAULT_TIMEOUT = 900
+#: Seconds between SIGTERM and SIGKILL when the DAG runs are stopped.
+KILL_GRACE = 10
 
+# Sensors look once: poke mode, timeout 0. With soft_fail (the ingest sensor has it) an
+# empty delivery folder skips the run's deliveries instead of waiting for the poke timeout.
 _RUN_DAGS = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.bases.sensor import BaseSensorOperator
 bag = DagBag(dag_folder=sys.argv[1])
 errors = {k: v.splitlines()[-1] for k, v in bag.import_errors.items()}
 if errors:
@@ -36,7 +55,11 @@ if errors:
 order = sorted(d for d in bag.dag_ids if d.startswith("ingest__")) + ["anchor"]
 results = []
 for dag_id in order:
-    run = bag.dags[dag_id].test()
+    dag = bag.dags[dag_id]
+    for sensor in dag.tasks:
+        if isinstance(sensor, BaseSensorOperator):
+            sensor.mode, sensor.timeout, sensor.poke_interval = "poke", 0, 1
+    run = dag.test()
     results.append({"dag_id": dag_id, "state": str(run.state)})
     print(f"  {dag_id}: {run.state}", flush=True)
 print("RESULT " + json.dumps(results), flush=True)
@@ -84,22 +107,91 @@ def main() -> int:
         _say("airflow db migrate failed")
         return 1
 
+    before = _holdings(home)
     _say("running the ingest DAGs and the anchor DAG with dag.test() ...")
-    runs = subprocess.run([sys.executable, "-c", _RUN_DAGS, str(REPO / "dags")], env=env,
-                          capture_output=True, text=True, check=False, cwd=REPO)
-    lines = runs.stdout.splitlines()
-    for line in lines:
-        if line.startswith(("  ", "IMPORT-ERRORS")):
-            _say(line)
+    timeout = float(os.environ.get("TRIALPROOF_DEMO_TIMEOUT") or DEFAULT_TIMEOUT)
+    returncode, lines, errors = run_bounded(
+        [sys.executable, "-c", _RUN_DAGS, str(REPO / "dags")], env, timeout)
     result_line = next((ln for ln in lines if ln.startswith("RESULT ")), None)
-    if runs.returncode != 0 or result_line is None:
-        _say(runs.stdout[-3000:] + runs.stderr[-3000:])
-        _say("the DAG runs failed")
+    if returncode != 0 or result_line is None:
+        _say("\n".join(lines)[-3000:] + errors[-3000:])
+        _say("the DAG runs timed out and were stopped" if returncode is None
+             else "the DAG runs failed")
         return 1
     states = json.loads(result_line[len("RESULT "):])
     failed = [r["dag_id"] for r in states if r["state"] != "success"]
+    home = Home.open(home.path)
+    if _holdings(home) == before:
+        _say("nothing new to ingest: every delivery is already committed (or quarantined), "
+             "and the log has not grown")
 
-    return _summarize(Home.open(home.path), airflow_home, registry, failed, started)
+    return _summarize(home, airflow_home, registry, failed, started)
+
+
+def _holdings(home: Any) -> tuple[int, dict[tuple[str, str], int], int]:
+    """(log size, versions per dataset, quarantined deliveries): what a run can add."""
+    from pipeline.store import Store
+
+    store = Store(home.path, home.log())
+    quarantine = home.path / "quarantine"
+    rejected = len(list(quarantine.iterdir())) if quarantine.is_dir() else 0
+    versions = {(t, d): len(store.versions(t, d)) for t, d in store.datasets()}
+    return store.log.size(), versions, rejected
+
+
+def run_bounded(command: list[str], env: dict[str, str], timeout: float
+                ) -> tuple[int | None, list[str], str]:
+    """Run ``command`` in its own process group, echoing its progress lines; stop the whole
+    group (SIGTERM, then SIGKILL) on timeout, Ctrl-C or SIGTERM to the demo.
+    Returns (exit status or None when stopped, stdout lines, the end of stderr)."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        child = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                 stderr=stderr, text=True, start_new_session=True)
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            _stop_group(child)
+
+        timer = threading.Timer(timeout, stop)
+        timer.daemon = True
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        timer.start()
+        try:
+            assert child.stdout is not None
+            for raw in child.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if line.startswith(("  ", "IMPORT-ERRORS")):
+                    _say(line)
+            child.wait()
+        finally:
+            timer.cancel()
+            signal.signal(signal.SIGTERM, previous)
+            if child.poll() is None:
+                _stop_group(child)
+        stderr.seek(0)
+        errors = stderr.read()[-3000:]
+    return (None if stopped.is_set() else child.returncode), lines, errors
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(child: subprocess.Popen[str]) -> None:
+    """SIGTERM the child's process group, and SIGKILL it if it has not gone in time."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(KILL_GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _summarize(home: object, airflow_home: Path, registry: Path, failed: list[str],

@@ -8,6 +8,7 @@
     ├── ContractError     a dataset contract or expectation suite is invalid
     ├── ReadError         a delivery cannot be read (names the file and the problem)
     ├── ValidationFailed  a delivery broke its contract and was quarantined
+    ├── InvalidDelivery   a dry run found the delivery invalid (nothing was kept)
     ├── StoreError        the version store refused an operation
     ├── AuditFailed       the audit found tampering or corruption
     └── OutcomesChanged   registered outcomes were added, removed, moved or changed
@@ -19,6 +20,7 @@ __all__ = [
     "AuditFailed",
     "ContractError",
     "HomeError",
+    "InvalidDelivery",
     "OutcomesChanged",
     "PipelineError",
     "ReadError",
@@ -56,6 +58,11 @@ class ValidationFailed(PipelineError):
         self.quarantine_path = quarantine_path
         self.report_path = report_path
         super().__init__(message)
+
+
+class InvalidDelivery(PipelineError):
+    """A dry run found the delivery unreadable or in breach of its contract. Nothing was
+    committed or quarantined; the report was written all the same."""
 
 
 class StoreError(PipelineError):

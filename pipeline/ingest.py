@@ -12,21 +12,29 @@ only paths and hashes travel. :func:`ingest` runs all three in one process.
   into place. A delivery whose sha256 is the dataset's latest version makes
   no new version; the bytes of an earlier version make a new one (a rollback),
   whose manifest names that version in ``same_content_as``.
+
+:func:`dry_run` reads and validates a delivery and writes its report, but stages,
+quarantines and commits nothing. :func:`study_mismatch` and :func:`unregistered_trial`
+are the checks ``trialproof ingest`` makes before it commits under ``--trial``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DryRunResult",
     "IngestResult",
     "Progress",
     "StagedDelivery",
     "ValidatedDelivery",
     "commit",
+    "dry_run",
     "ingest",
     "refuse_unsafe_delivery",
     "stage",
     "stage_download",
     "store_for",
+    "study_mismatch",
+    "unregistered_trial",
     "validate",
 ]
 
@@ -277,13 +285,11 @@ def validate(
         # Rejected like an invalid delivery: into quarantine with a report, so that
         # nobody picks it up again.
         problem = str(exc)
-        rejection = {"success": False, "source": staged.name, "sha256": staged.sha256,
-                     "contract": contract.name, "error": problem}
-        rejection_json = (json.dumps(rejection, indent=2) + "\n").encode()
         where = store.quarantine(trial, dataset, staged.sha256, staged.name,
-                                 {"report.json": rejection_json})
-        raise ValidationFailed(f"{problem}; quarantined in {where}", str(where),
-                               str(where / "report.json")) from None
+                                 _rejection_reports(staged.name, staged.sha256, contract, problem))
+        raise ValidationFailed(f"{problem}; quarantined in {where} "
+                               f"(report: {where / 'report.html'})", str(where),
+                               str(where / "report.html")) from None
     progress("validate")
     report = run_suite(
         delivery.table,
@@ -325,6 +331,107 @@ def validate(
         hashlib.sha256(report_json).hexdigest(),
         delivery.table if keep_table else None,
     )
+
+
+def _rejection_reports(name: str, sha256: str, contract: Contract,
+                       problem: str) -> dict[str, bytes]:
+    """report.json and report.html of a delivery that could not be read."""
+    from pipeline.validation import rejection_html
+
+    rejection = {"success": False, "source": name, "sha256": sha256,
+                 "contract": contract.name, "error": problem}
+    return {"report.json": (json.dumps(rejection, indent=2) + "\n").encode(),
+            "report.html": rejection_html(name, sha256, contract.name, problem).encode()}
+
+
+#: The SDTM/ADaM variable that names the trial in every record.
+STUDY_COLUMN = "STUDYID"
+
+
+def study_mismatch(table: pa.Table, trial: str, source_name: str) -> str | None:
+    """Why the data's own trial identifier (its STUDYID values) is not ``trial``, or None
+    (also when the table has no STUDYID column)."""
+    if STUDY_COLUMN not in table.column_names:
+        return None
+    import pyarrow.compute as pc
+
+    found = sorted(str(v) for v in pc.unique(table.column(STUDY_COLUMN)).to_pylist()
+                   if v is not None and str(v) != "")
+    if not found or found == [trial]:
+        return None
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return f"{source_name}: its {STUDY_COLUMN} is {shown}, not --trial {trial}"
+
+
+def unregistered_trial(trial: str, registry: Path | None = None) -> str | None:
+    """Why ``trial`` is not in the sponsor registry, or None when it is, or when there is
+    no registry file to look in."""
+    from pipeline.registry import RegistryFileError, read_registry, resolve_registry
+
+    path = resolve_registry(registry)
+    if not path.is_file():
+        return None
+    try:
+        known = read_registry(path)
+    except RegistryFileError as exc:
+        return f"trial {trial} cannot be looked up: {exc}"
+    trials = {e.trial for e in known.entries} | {p.trial for p in known.problems if p.trial}
+    if trial in trials:
+        return None
+    listed = ", ".join(sorted(trials)) or "none"
+    return f"trial {trial} is not in the sponsor registry {path} (it lists: {listed})"
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What a dry run found; its reports are in ``report_dir``."""
+
+    valid: bool
+    source: str
+    sha256: str
+    rows: int | None
+    summary: str
+    report_dir: Path
+    study_problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": "dry-run", "valid": self.valid, "source": self.source,
+                "sha256": self.sha256, "rows": self.rows, "summary": self.summary,
+                "study_problem": self.study_problem,
+                "reports": {"json": str(self.report_dir / "report.json"),
+                            "html": str(self.report_dir / "report.html")}}
+
+
+def dry_run(home: Home, source: Path, trial: str, dataset: str, contract: Contract,
+            progress: Progress = _quiet) -> DryRunResult:
+    """Read and validate ``source`` and write its report into
+    ``<home>/dry-runs/<trial>/<dataset>/<sha256>/``; nothing is staged, quarantined or
+    committed, and the log is not touched."""
+    from pipeline.readers import read_delivery
+    from pipeline.validation import validate as run_suite
+
+    check_name(trial, "trial")
+    check_name(dataset, "dataset")
+    if not source.is_file():
+        raise ReadError(f"{source}: no such file")
+    progress("read")
+    sha, _size = sha256_file(source)
+    report_dir = home.path / "dry-runs" / trial / dataset / sha
+    report_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        delivery = read_delivery(source, contract, name=source.name)
+    except ReadError as exc:
+        problem = str(exc)
+        for name, data in _rejection_reports(source.name, sha, contract, problem).items():
+            write_bytes_durably(report_dir / name, data)
+        return DryRunResult(False, source.name, sha, None, problem, report_dir)
+    progress("validate")
+    report = run_suite(delivery.table, contract, type_issues=delivery.type_errors,
+                       missing_columns=delivery.missing_columns, source_name=source.name)
+    write_bytes_durably(report_dir / "report.json", report.to_json().encode("utf-8"))
+    write_bytes_durably(report_dir / "report.html", report.to_html().encode("utf-8"))
+    return DryRunResult(report.success, source.name, sha, report.rows, report.summary(),
+                        report_dir, study_mismatch(delivery.table, trial, source.name))
 
 
 def _fsync_file(path: Path) -> None:
@@ -517,8 +624,13 @@ def ingest(
     dataset: str,
     contract: Contract,
     progress: Progress = _quiet,
+    *,
+    on_study_mismatch: Callable[[str], None] | None = None,
 ) -> IngestResult:
-    """Stage, validate and commit one delivery in this process."""
+    """Stage, validate and commit one delivery in this process.
+
+    When the delivery's STUDYID is not ``trial``, ``on_study_mismatch`` is called with the
+    problem before the commit: it may warn, or raise to commit nothing."""
     check_name(trial, "trial")
     check_name(dataset, "dataset")
     progress("stage")
@@ -530,4 +642,12 @@ def ingest(
     if existing is not None:
         return IngestResult.unchanged(existing)
     validated = validate(home, staged, trial, dataset, contract, progress, keep_table=True)
+    problem = None if validated.table is None else study_mismatch(validated.table, trial,
+                                                                   source.name)
+    if problem and on_study_mismatch is not None:
+        try:
+            on_study_mismatch(problem)
+        except BaseException:
+            shutil.rmtree(validated.work_dir, ignore_errors=True)
+            raise
     return commit(home, validated, contract, progress)

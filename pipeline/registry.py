@@ -1024,14 +1024,27 @@ def failure_notifier(entry: RegistryEntry | None = None, *, job: str | None = No
 _ERROR_WIDTH = 500
 
 
-def _error_line(error: object) -> str:
-    """The error's first line, shortened: trialproof's own messages quote no file content
-    (see :mod:`pipeline.quoting`); a long message is cut all the same."""
-    if error is None:
-        return "unknown error"
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
+def _shortened(line: str) -> str:
+    """trialproof's own messages quote no file content (see :mod:`pipeline.quoting`); a
+    long message is cut all the same."""
     return line if len(line) <= _ERROR_WIDTH else line[: _ERROR_WIDTH - 1] + "…"
+
+
+def _failure_reason(context: Mapping[str, Any], ti: Any, error: object) -> str:
+    """The error a failure notification carries: the task's exception, else the reason
+    Airflow gave, else what is known when the task never raised (it was killed, lost its
+    worker, or its worker could not reach the API server before it started)."""
+    if error is not None:
+        text = str(error).strip()
+        return _shortened(text.splitlines()[0] if text else type(error).__name__)
+    reason = context.get("reason")
+    if isinstance(reason, str) and reason.strip():
+        return _shortened(reason.strip().splitlines()[0])
+    state = getattr(ti, "state", None) or "failed"
+    attempt = getattr(ti, "try_number", None)
+    return (f"the task ended {state}{f' on attempt {attempt}' if attempt else ''} without an "
+            "error of its own: its worker was killed or lost, or could not reach Airflow's API "
+            "server; the task's log in the Airflow UI has the details")
 
 
 def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None,
@@ -1048,7 +1061,7 @@ def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None
         "map_index": getattr(ti, "map_index", None),
         "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
         "try_number": getattr(ti, "try_number", None),
-        "error": _error_line(error),
+        "error": _failure_reason(context, ti, error),
     }
     if entry is not None:
         payload.update(trial=entry.trial, dataset=entry.dataset, owners=list(entry.owners),

@@ -12,8 +12,9 @@ their own: values that did not fit the contract type ("values have the contract 
 and contract columns absent from the delivery ("column exists").
 
 The report identifies failing rows by primary key (or by 0-based row index when the
-contract has none), at most :data:`FAILING_ROWS_CAP` per check. Its JSON form is
-deterministic: the same table, contract and reader findings give the same bytes.
+contract has none), at most :data:`FAILING_ROWS_CAP` per check; people see them numbered
+from 1. Its JSON form is deterministic: the same table, contract and reader findings give
+the same bytes.
 
 Great Expectations is imported on first use, never at module import, so that the CLI and
 Airflow DAG parsing stay fast.
@@ -27,12 +28,13 @@ __all__ = [
     "TypeIssueLike",
     "ValidationReport",
     "compile_suite",
+    "failure_digest",
     "json_safe",
+    "rejection_html",
     "validate",
 ]
 
 import datetime as dt
-import html
 import importlib
 import json
 import logging
@@ -353,7 +355,8 @@ class ValidationReport:
     "suite" or "reader"), ``columns``, ``kwargs``, ``success``, ``unexpected_count``,
     ``unexpected_percent``, ``observed_value``, ``errors`` (GX exception messages) and
     ``failing_rows``: up to 20 of ``{"key": {pk column: value} or {"row": n}, "row": n,
-    "value": offending value}``.
+    "value": offending value}`` (``row`` is 0-based; the HTML page and the task-log digest
+    number rows from 1, the first data row of the delivery).
     """
 
     success: bool
@@ -411,7 +414,8 @@ class ValidationReport:
         )
 
     def to_html(self) -> str:
-        """A self-contained page for a data manager: inline CSS, no scripts, no external assets."""
+        """A self-contained page for a data manager (``templates/report.html``): the summary
+        and the failed checks with their rows first, the passing checks folded after."""
         return _render_html(self)
 
 
@@ -741,130 +745,102 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+# --------------------------------------------------------------------------- text digest
+
+
+def failure_digest(report_json: str, rows_per_check: int = 5) -> list[str]:
+    """The report's failures as plain lines for a task log: each failed check with its
+    first failing rows (key, 1-based row number, value); or, for a delivery that could not
+    be read, the reader's problem."""
+    data = json.loads(report_json)
+    if "results" not in data:  # a rejection: the file could not be read
+        return [f"could not be read: {data.get('error')}"]
+    report = ValidationReport.from_json(report_json)
+    lines = [report.summary()]
+    for result in report.failures:
+        columns = ", ".join(result["columns"]) or "table"
+        count = result.get("unexpected_count")
+        lines.append(f"  FAILED {result['check']} [{columns}]"
+                     + (f": {count:,} row(s)" if count is not None else ""))
+        for entry in result["failing_rows"][:rows_per_check]:
+            key = ", ".join(f"{k}={_text(v)}" for k, v in entry["key"].items() if k != "row")
+            where = f"row {_row_number(entry)}" + (f" ({key})" if key else "")
+            lines.append(f"    {where}: {_short(entry['value'], 120)}")
+    return lines
+
+
 # --------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2327;
-background:#f6f7f9}
-main{max-width:1200px;margin:0 auto;padding:24px}
-header{background:#fff;border:1px solid #d0d5dc;border-radius:8px;padding:16px 20px;
-margin-bottom:20px}
-h1{margin:0 0 8px;font-size:22px}
-h2{font-size:18px;margin:28px 0 10px}
-h3{font-size:16px;margin:0 0 8px}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
-dt{color:#555}dd{margin:0;word-break:break-all}
-table{border-collapse:collapse;width:100%;background:#fff;font-size:14px}
-th,td{border:1px solid #d0d5dc;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f4}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
-.pass{background:#1a7f37}.fail{background:#c62828}
-h1 .badge{font-size:18px;padding:4px 14px;margin-right:10px}
-tr.failed td{background:#fff4f4}
-code,.kw{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-.kw{color:#555;word-break:break-all}
-section.failure{background:#fff;border:1px solid #e3b5b5;border-radius:8px;padding:14px 16px;
-margin-bottom:16px}
-.muted{color:#666}
-ul.errors{color:#8a1c1c;margin:6px 0}
-"""
-
-
+#: The page template (Jinja2, autoescaped), shipped beside this module.
+REPORT_TEMPLATE = "templates/report.html"
 _ORIGINS = {"reader": "found by the reader", "suite": "contract's extra suite"}
 
 
-def _esc(value: Any) -> str:
-    if value is None:
-        return '<em class="muted">null</em>'
-    if not isinstance(value, str):
-        value = json.dumps(json_safe(value), ensure_ascii=False, sort_keys=True)
-    return html.escape(value, quote=True)
+def _text(value: Any) -> str:
+    """A value as the page shows it: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(json_safe(value), ensure_ascii=False, sort_keys=True)
 
 
 def _short(value: Any, limit: int = 240) -> str:
-    text = json.dumps(json_safe(value), ensure_ascii=False, sort_keys=True)
+    text = _text(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _render(**page: Any) -> str:
+    """Fill the report template; Jinja2 (a dependency of GX) is imported on first use."""
+    import jinja2
+
+    source = (Path(__file__).parent / REPORT_TEMPLATE).read_text(encoding="utf-8")
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True)
+    return environment.from_string(source).render(**page)
+
+
+def _page_check(number: int, result: Mapping[str, Any]) -> dict[str, Any]:
+    failing = result.get("failing_rows") or []
+    key_columns: list[str] = []
+    for entry in failing:
+        if "row" not in entry["key"]:  # {"row": n} stands in for a missing primary key
+            key_columns.extend(k for k in entry["key"] if k not in key_columns)
+    return {
+        "number": number,
+        "check": result["check"],
+        "origin": _ORIGINS.get(result.get("origin") or ""),
+        "columns": ", ".join(result["columns"]) or "table",
+        "expectation": result["expectation"],
+        "kwargs": _short(result["kwargs"], 1000 if not result["success"] else 240),
+        "count": result.get("unexpected_count"),
+        "observed": None if result.get("observed_value") is None
+        else _text(result["observed_value"]),
+        "errors": list(result.get("errors") or []),
+        "key_columns": key_columns,
+        "failing": [{"key": [_text(entry["key"].get(k)) for k in key_columns],
+                     "number": _row_number(entry), "value": _text(entry["value"])}
+                    for entry in failing],
+    }
+
+
+def _row_number(entry: Mapping[str, Any]) -> Any:
+    """The row as people count it: from 1, the first data row (``row`` is 0-based)."""
+    return entry["row"] + 1 if isinstance(entry.get("row"), int) else ""
+
+
 def _render_html(report: ValidationReport) -> str:
+    checks = [_page_check(n, r) for n, r in enumerate(report.results, 1)]
+    failed = [c for c, r in zip(checks, report.results, strict=True) if not r["success"]]
+    passed = [c for c, r in zip(checks, report.results, strict=True) if r["success"]]
     verdict = "PASS" if report.success else "FAIL"
-    failed = report.failures
-    lines = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{verdict}: validation of {_esc(report.source_name)}</title>",
-        f"<style>{_CSS}</style></head><body><main>",
-        "<header>",
-        f'<h1><span class="badge {verdict.lower()}">{verdict}</span>'
-        f"{_esc(report.source_name)}</h1>",
-        "<dl>",
-        f"<dt>Source</dt><dd>{_esc(report.source_name)}</dd>",
-        f"<dt>Contract</dt><dd>{_esc(report.contract_name)} "
-        f'<span class="muted">sha256 {_esc(report.contract_sha256)}</span></dd>',
-        f"<dt>Rows</dt><dd>{report.rows:,}</dd>",
-        f"<dt>Checks</dt><dd>{len(report.results)} run, {len(report.results) - len(failed)} "
-        f"passed, {len(failed)} failed</dd>",
-        f"<dt>Validator</dt><dd>{_esc(report.engine)}</dd>",
-        "</dl></header>",
-        "<h2>Checks</h2>",
-        "<table><thead><tr><th>#</th><th>Status</th><th>Check</th><th>Column(s)</th>"
-        "<th>Expectation</th><th>Unexpected</th><th>%</th></tr></thead><tbody>",
-    ]
-    for number, result in enumerate(report.results, 1):
-        ok = bool(result["success"])
-        count = result.get("unexpected_count")
-        percent = result.get("unexpected_percent")
-        check = _esc(result["check"])
-        if not ok:
-            check = f'<a href="#check-{number}">{check}</a>'
-        if result.get("origin") in _ORIGINS:
-            check += f'<br><span class="muted">{_ORIGINS[result["origin"]]}</span>'
-        lines.append(
-            f'<tr class="{"passed" if ok else "failed"}"><td class="num">{number}</td>'
-            f'<td><span class="badge {"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}'
-            f"</span></td><td>{check}</td><td>{_esc(', '.join(result['columns']) or 'table')}</td>"
-            f"<td><code>{_esc(result['expectation'])}</code><br>"
-            f'<span class="kw">{_esc(_short(result["kwargs"]))}</span></td>'
-            f'<td class="num">{"" if count is None else f"{count:,}"}</td>'
-            f'<td class="num">{"" if percent is None else f"{percent:.4g}"}</td></tr>'
-        )
-    lines.append("</tbody></table>")
-    if failed:
-        lines.append("<h2>Failures</h2>")
-    for number, result in enumerate(report.results, 1):
-        if result["success"]:
-            continue
-        lines.append(f'<section class="failure" id="check-{number}">')
-        columns = ", ".join(result["columns"]) or "table"
-        lines.append(f"<h3>#{number} {_esc(result['check'])} — {_esc(columns)}</h3>")
-        lines.append(f'<p class="kw">{_esc(result["expectation"])} '
-                     f"{_esc(_short(result['kwargs'], 1000))}</p>")
-        count = result.get("unexpected_count")
-        if count is not None:
-            shown = len(result["failing_rows"])
-            more = f" (first {shown} shown)" if shown < count else ""
-            lines.append(f"<p>{count:,} unexpected value(s){more}.</p>")
-        if result.get("observed_value") is not None:
-            lines.append(f"<p>Observed: {_esc(result['observed_value'])}</p>")
-        if result.get("errors"):
-            lines.append('<ul class="errors">')
-            lines.extend(f"<li>{_esc(message)}</li>" for message in result["errors"])
-            lines.append("</ul>")
-        rows = result["failing_rows"]
-        if rows:
-            key_columns: list[str] = []
-            for entry in rows:
-                key_columns.extend(k for k in entry["key"] if k not in key_columns)
-            header = "".join(f"<th>{_esc(k)}</th>" for k in key_columns)
-            lines.append(f"<table><thead><tr>{header}<th>row index</th><th>value</th>"
-                         "</tr></thead><tbody>")
-            for entry in rows:
-                cells = "".join(f"<td>{_esc(entry['key'].get(k))}</td>" for k in key_columns)
-                lines.append(f'<tr>{cells}<td class="num">{entry.get("row", "")}</td>'
-                             f"<td>{_esc(entry['value'])}</td></tr>")
-            lines.append("</tbody></table>")
-        lines.append("</section>")
-    lines.append("</main></body></html>")
-    return "\n".join(lines) + "\n"
+    return _render(verdict=verdict, badge=verdict.lower(), source=report.source_name,
+                   sha256=None, contract=report.contract_name,
+                   contract_sha256=report.contract_sha256, rows=report.rows, engine=report.engine,
+                   problem=None, checks=checks, failed=failed, passed=passed)
+
+
+def rejection_html(source_name: str, sha256: str, contract_name: str, problem: str) -> str:
+    """The report page of a delivery that could not be read (truncated, empty, wrong
+    format or header): the reader's one-line problem, never the file's content."""
+    return _render(verdict="REJECTED", badge="rejected", source=source_name, sha256=sha256,
+                   contract=contract_name, contract_sha256=None, rows=None, engine=None,
+                   problem=problem, checks=[], failed=[], passed=[])

@@ -2,8 +2,12 @@
 
     python airflow_runner.py preflight         -> Airflow's in-process execution API loads
     python airflow_runner.py dagbag            -> the DAG ids and import errors of dags/
+    python airflow_runner.py dagbags REG...    -> the same under each sponsor registry in turn
     python airflow_runner.py parse FILE...     -> import time and heavy modules of each DAG file
     python airflow_runner.py test DAG [DAG...] -> dag.test() each DAG in turn
+
+``RUNNER_RETRY_DELAY`` (seconds) replaces every task's retry delay, so that a test sees
+the retries without waiting minutes for them.
 
 The result is printed as one JSON line starting with ``RESULT `` (the task logs
 go to the same output, before it).
@@ -15,6 +19,7 @@ import json
 import os
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 MARK = "RESULT "
@@ -66,6 +71,16 @@ def dagbag() -> dict[str, Any]:
     return {"dag_ids": sorted(bag.dag_ids), "import_errors": dict(bag.import_errors)}
 
 
+def dagbags(registries: list[str]) -> dict[str, Any]:
+    """``dagbag`` once per registry, in this one process (Airflow starts once): the DAG
+    files read ``$TRIALPROOF_REGISTRY`` each time they are parsed."""
+    found = {}
+    for registry in registries:
+        os.environ["TRIALPROOF_REGISTRY"] = registry
+        found[registry] = dagbag()
+    return {"bags": found}
+
+
 def test(dag_ids: list[str]) -> dict[str, Any]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -76,6 +91,9 @@ def test(dag_ids: list[str]) -> dict[str, Any]:
     for dag_id in dag_ids:
         if dag_id not in bag.dags:
             raise SystemExit(f"no DAG {dag_id}; import errors: {bag.import_errors}")
+        if os.environ.get("RUNNER_RETRY_DELAY"):
+            for task in bag.dags[dag_id].tasks:
+                task.retry_delay = timedelta(seconds=float(os.environ["RUNNER_RETRY_DELAY"]))
         started = time.monotonic()
         run = bag.dags[dag_id].test()
         seconds = time.monotonic() - started
@@ -96,6 +114,8 @@ def main(argv: list[str]) -> None:
         result = preflight()
     elif argv[:1] == ["dagbag"]:
         result = dagbag()
+    elif argv[:1] == ["dagbags"]:
+        result = dagbags(argv[1:])
     elif argv[:1] == ["parse"]:
         result = parse(argv[1:])
     elif argv[:1] == ["test"] and len(argv) > 1:

@@ -4,33 +4,47 @@ registry gives, parse time and imports, and ruff's Airflow rules."""
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
+import pytest
 from airflow_sandbox import BIN, DAGS, REPO, Sandbox
 
 INGEST_DAGS = ["ingest__CDISCPILOT01__dm", "ingest__CDISCPILOT01__ex"]
 
 
-def test_a_valid_registry_loads_every_dag_without_import_errors(sandbox: Sandbox) -> None:
-    sandbox.register({"dm": {}, "ex": {"schedule": "on-arrival"}})
-    bag = sandbox.run("dagbag")
-    assert bag["import_errors"] == {}
-    assert bag["dag_ids"] == sorted(["anchor", "audit", "registry_watch", *INGEST_DAGS])
+@pytest.fixture
+def bags(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
+    """What the DAG processor loads under each of three registries, parsed in one Airflow
+    process: a valid one, one with a bad entry, and one that is not YAML."""
+    registries = {}
+    for name, datasets in (("valid", {"dm": {}, "ex": {"schedule": "on-arrival"}}),
+                           ("bad-entry", {"dm": {}, "ex": {},
+                                          "ae": {"schedule": "every morning"}})):
+        sandbox.registry = sandbox.root / f"{name}.yaml"
+        registries[name] = str(sandbox.register(datasets))
+    unreadable = sandbox.root / "unreadable.yaml"
+    unreadable.write_text("datasets: [\n")
+    registries["unreadable"] = str(unreadable)
+    found = sandbox.run("dagbags", *registries.values())["bags"]
+    return {name: found[path] for name, path in registries.items()}
 
 
-def test_a_bad_entry_is_one_import_error_and_the_good_dags_still_load(sandbox: Sandbox) -> None:
-    sandbox.register({"dm": {}, "ex": {}, "ae": {"schedule": "every morning"}})
-    bag = sandbox.run("dagbag")
+def test_registries_as_the_dag_processor_sees_them(bags: dict[str, dict[str, Any]]) -> None:
+    # a valid registry loads every DAG without import errors
+    assert bags["valid"]["import_errors"] == {}
+    assert bags["valid"]["dag_ids"] == sorted(["anchor", "audit", "registry_watch", *INGEST_DAGS])
+
+    # a bad entry is one import error, and the good DAGs still load
+    bag = bags["bad-entry"]
     assert bag["dag_ids"] == sorted(["anchor", "audit", "registry_watch", *INGEST_DAGS])
     (path, error), = bag["import_errors"].items()
     assert path.endswith("trialproof_registry_errors.py")
     assert "datasets[2] (CDISCPILOT01/ae) field 'schedule'" in error
     assert "'every morning' is not a valid 5-field cron expression" in error
 
-
-def test_an_unreadable_registry_is_an_import_error(sandbox: Sandbox) -> None:
-    sandbox.registry.write_text("datasets: [\n")
-    bag = sandbox.run("dagbag")
-    assert bag["dag_ids"] == ["anchor", "audit"]
+    # an unreadable registry is an import error
+    bag = bags["unreadable"]
+    assert bag["dag_ids"] == ["anchor", "audit", "registry_watch"]
     (path, error), = bag["import_errors"].items()
     assert path.endswith("trialproof_registry_errors.py") and "not valid YAML" in error
 
@@ -60,7 +74,7 @@ def test_a_yaml_alias_bomb_is_an_import_error_not_a_hang(sandbox: Sandbox) -> No
         rows.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
     sandbox.registry.write_text("\n".join([*rows, "datasets: *j", ""]))
     bag = sandbox.run("dagbag")
-    assert bag["dag_ids"] == ["anchor", "audit"]
+    assert bag["dag_ids"] == ["anchor", "audit", "registry_watch"]
     (path, error), = bag["import_errors"].items()
     assert path.endswith("trialproof_registry_errors.py")
     assert "anchors and aliases (& and *) are not allowed" in error

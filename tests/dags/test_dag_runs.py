@@ -12,7 +12,7 @@ from pipeline.anchor import anchored, receipts_for
 from pipeline.home import Home
 from pipeline.store import Store
 
-pytestmark = pytest.mark.usefixtures("execution_api")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("execution_api")]
 
 DM = "ingest__CDISCPILOT01__dm"
 EX = "ingest__CDISCPILOT01__ex"
@@ -36,6 +36,7 @@ def store(sandbox: Sandbox) -> Store:
 @pytest.mark.pilot_data
 def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: Path) -> None:
     sandbox.register({"dm": {}})
+    sandbox.env["TRIALPROOF_REPORT_URL"] = "https://trials.example.org/"
     sandbox.deliver("dm", pilot_dir / "dm.xpt")
     bad_dm_csv(pilot_dir, sandbox.deliveries / "dm" / "dm-bad.csv")
 
@@ -59,6 +60,12 @@ def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: 
     report = quarantine / "report.html"
     assert report.is_file() and (quarantine / "dm-bad.csv").is_file()
     assert str(report) in output
+    # the task log shows the failure with its row (1-based), key and value
+    assert "  FAILED values match the pattern" in output and "[RFSTDTC]: 1 row(s)" in output
+    assert "row 1 (STUDYID=CDISCPILOT01, USUBJID=01-701-1015): yesterday" in output
+    # and the committed version's report as a URL of the trialproof API
+    assert ("validation report: https://trials.example.org/api/v1/trials/CDISCPILOT01/"
+            "datasets/dm/versions/1/report.html") in output
     (note,) = sandbox.notifications()
     assert note["report"] == str(report) and note["quarantine"] == str(quarantine)
     assert note["task_id"] == "deliver.validate" and note["dag_id"] == DM
@@ -82,8 +89,13 @@ def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path
     sandbox.deliver("ex", pilot_dir / "ex.xpt")
     home = Home.open(sandbox.tp_home)
 
-    ingest, first, second, audit = sandbox.dag_test(EX, "anchor", "anchor", "audit")
+    # anchor and audit on the empty log first, then the ingest: one Airflow process for
+    # the whole sequence, since each start costs seconds
+    empty_anchor, empty_audit, ingest, first, second, audit = sandbox.dag_test(
+        "anchor", "audit", EX, "anchor", "anchor", "audit")
     output = sandbox.outputs[-1]
+    assert empty_anchor["state"] == "success" and empty_audit["state"] == "success", output
+    assert "nothing to anchor: the log (size 0)" in output
     assert ingest["state"] == "success", output[-3000:]
     assert states(ingest, "deliver.commit") == ["success"]
     assert [v.version for v in store(sandbox).versions("CDISCPILOT01", "ex")] == [1]
@@ -93,7 +105,7 @@ def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path
     assert anchored(home) == [1]
     note, receipts = receipts_for(home, 1)
     assert note.startswith(home.origin) and receipts
-    assert "nothing to anchor" in output
+    assert "nothing to anchor: the log (size 1)" in output
 
     assert audit["state"] == "success"
     assert sandbox.notifications() == []
@@ -107,13 +119,21 @@ def test_on_arrival_ingest_anchoring_and_audit(sandbox: Sandbox, pilot_dir: Path
     output = sandbox.outputs[-1]
     assert tampered["state"] == "failed"
     assert states(tampered, "audit") == ["failed"]
+    # a finding is not retried: auditing the same bytes again finds the same thing
+    assert [t["try_number"] for t in tampered["tasks"]] == [1]
     assert "audit found" in output and "CDISCPILOT01/ex" in output
     (notification,) = sandbox.notifications()
     assert notification["job"] == "audit" and "audit found" in notification["error"]
 
+    # a home that cannot be opened is infrastructure, not a finding: audit retries it twice,
+    # then notifies the real error
+    (sandbox.tp_home / "config.json").rename(sandbox.tp_home / "config.json.away")
+    sandbox.env["RUNNER_RETRY_DELAY"] = "0"
+    (broken,) = sandbox.dag_test("audit")
+    assert broken["state"] == "failed"
+    assert [(t["state"], t["try_number"]) for t in broken["tasks"]] == [("failed", 3)]
+    retried = sandbox.notifications()[-1]
+    assert retried["job"] == "audit" and retried["try_number"] == 3
+    assert str(sandbox.tp_home) in retried["error"] and "unknown error" not in retried["error"]
 
-def test_anchor_and_audit_on_an_empty_log(sandbox: Sandbox) -> None:
-    sandbox.register({})
-    for run in sandbox.dag_test("anchor", "audit"):
-        assert run["state"] == "success", sandbox.outputs[-1][-3000:]
-    assert "nothing to anchor" in sandbox.outputs[-1]
+

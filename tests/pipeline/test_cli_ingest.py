@@ -3,22 +3,44 @@ contracts from-define, anchor and audit, with their exit codes."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "trials.example.org/log"
 
 
 def run(home: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRIALPROOF_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, check=False)
+    """``trialproof ARGS`` with ``home`` as $TRIALPROOF_HOME, run in this process through the
+    CLI's own entry point (exit codes and all): a fresh process per call would pay the
+    imports of pandas, pyarrow and Great Expectations every time."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    saved_home, saved_cwd = os.environ.get("TRIALPROOF_HOME"), Path.cwd()
+    os.environ["TRIALPROOF_HOME"] = str(home)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exited:
+                code = exited.code if isinstance(exited.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        if saved_home is None:
+            os.environ.pop("TRIALPROOF_HOME", None)
+        else:
+            os.environ["TRIALPROOF_HOME"] = saved_home
+    return subprocess.CompletedProcess(["trialproof", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 @pytest.fixture

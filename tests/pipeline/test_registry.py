@@ -295,7 +295,8 @@ def test_an_unreadable_delivery_is_quarantined_with_a_report(site: Path, home: H
     staged = stage_delivery(home, delivery)
     with pytest.raises(ValidationFailed, match="quarantined") as caught:
         validate_delivery(home, entry, staged)
-    report = json.loads(Path(caught.value.report_path).read_text())
+    assert Path(caught.value.report_path).name == "report.html"
+    report = json.loads((Path(caught.value.quarantine_path) / "report.json").read_text())
     assert report["success"] is False and report["sha256"] == delivery["sha256"]
     assert new_deliveries(home, entry) == []
 

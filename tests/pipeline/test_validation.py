@@ -391,7 +391,7 @@ def test_html_report_escapes_values_and_is_self_contained() -> None:
                       source_name="<b>dm</b>.csv")
     page = report.to_html()
     assert "<script" not in page.lower()
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "&lt;b&gt;dm&lt;/b&gt;.csv" in page
     assert "FAIL" in page and "01-701-1002" in page  # the failing row, by primary key
     assert "http://" not in page and "https://" not in page and "<link" not in page
