@@ -23,7 +23,7 @@ from pipeline.registry import (
     read_registry,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 try:
     _job = read_registry().anchor
@@ -63,10 +63,10 @@ def anchor() -> None:
         result = run_anchor(home)
         if result is None:
             size = home.log().size()
-            log.info("nothing to anchor: the log (size %d) has not grown since the last "
+            logger.info("nothing to anchor: the log (size %d) has not grown since the last "
                      "anchored checkpoint", size)
             return {"anchored": False, "size": size}
-        log.info("anchored log size %d (root %s, previous anchored size %s) to %s",
+        logger.info("anchored log size %d (root %s, previous anchored size %s) to %s",
                  result.size, result.root, result.previous_size, ", ".join(result.receipts))
         return {"anchored": True, **result.to_json()}
 

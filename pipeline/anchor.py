@@ -55,7 +55,7 @@ class AnchorResult:
 
 def ledgers_for(home: Home) -> list[Ledger]:
     """The ledgers named in the home's config (``"ledgers"``; default: the local ledger)."""
-    from anchoring.ledgers.local import LocalLedger
+    from anchoring._internal.ledgers.local import LocalLedger
 
     ledgers: list[Ledger] = []
     for spec in home.config.get("ledgers", [{"type": "local"}]):

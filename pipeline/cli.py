@@ -20,8 +20,8 @@ import click
 
 from anchoring.errors import (
     AnchoringError,
-    BundleVerificationError,
     LogConsistencyError,
+    ProofVerificationError,
     VerificationError,
 )
 from anchoring.note import Verifier
@@ -134,7 +134,7 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
 
 
 @cli.command()
-@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("proof", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--vkey", "vkeys", multiple=True, required=True,
               help="a trusted log key (vkey text, or a file of vkeys); repeatable")
 @json_option
@@ -145,14 +145,14 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
                    "ledger other than the local one")
 @click.option("--contract", "contract", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="the version's contract, to name the record's key columns")
-def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
+def verify(proof: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
            require_anchor: str | None, contract: Path | None) -> None:
     """Verify a record or entry proof offline. Exit 0 verified, 1 not verified, 2 malformed.
 
     Prints what was verified: trial, dataset, version, the record's key and leaf hash,
     the checkpoint's origin, and each anchor receipt with what it proves.
     """
-    from anchoring.errors import BundleFormatError
+    from anchoring.errors import ProofFormatError
     from anchoring.verify import (
         VerifierUsageError,
         anchor_policy_and_proof,
@@ -164,20 +164,20 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
 
     try:
         policy, path = anchor_policy_and_proof(require_anchor,
-                                               None if bundle is None else str(bundle))
+                                               None if proof is None else str(proof))
     except VerifierUsageError as exc:
         raise UsageError(str(exc)) from None
     trusted = _read_vkeys(vkeys)
     try:
         result, key_columns = verify_file(path, trusted, origin=origin, require_anchor=policy,
                                           contract=contract)
-    except BundleVerificationError as exc:
+    except ProofVerificationError as exc:
         if as_json:
             click.echo(json.dumps(failure_json(exc)))
         raise
     except OSError as exc:
         raise UsageError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
-    except BundleFormatError as exc:
+    except ProofFormatError as exc:
         raise UsageError(f"{path}: {exc}") from None
     if as_json:
         click.echo(json.dumps(result_json(result, key_columns), indent=2, ensure_ascii=False))
@@ -471,7 +471,7 @@ cli.add_command(cli_browse.datasets)
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BundleVerificationError):
+    if isinstance(exc, ProofVerificationError):
         return f"verification failed at step '{exc.step.value}': {exc.reason}"
     if isinstance(exc, click.ClickException):
         return exc.format_message()

@@ -143,7 +143,7 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 
     Offline this shows the receipt is intact and names this checkpoint; that the
     ledger really holds it, chained to its predecessors, needs the ledger
-    (:meth:`anchoring.ledgers.local.LocalLedger.verify`). Either way the ledger
+    (:meth:`anchoring._internal.ledgers.local.LocalLedger.verify`). Either way the ledger
     is the log operator's own: the receipt is self-asserted.
     """
     check_local_receipt_format(receipt)
