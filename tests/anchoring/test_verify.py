@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import rfc9162_reference as ref
 from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
@@ -266,6 +268,80 @@ def test_public_module_needs_only_stdlib_and_cryptography(module: str) -> None:
                             text=True, cwd=REPO, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"
+
+
+#: What bulk hashing needs: the pipeline's, never anchoring's, not even on first use.
+BULK_PACKAGES = frozenset({"pyarrow", "numpy", "datafusion", "pandas", "polars"})
+
+
+def _bulk_imports(path: Path) -> list[str]:
+    """The bulk packages ``path`` imports, in an import statement or through
+    ``importlib.import_module`` / ``__import__``, at any depth, with the line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif (isinstance(node, ast.Call) and node.args
+              and ast.unparse(node.func).split(".")[-1] in ("import_module", "__import__")):
+            first = node.args[0]
+            names = [str(first.value) if isinstance(first, ast.Constant) else "<computed>"]
+        else:
+            continue
+        found += [f"{path.name}:{node.lineno} {name}" for name in names
+                  if name.split(".")[0] in BULK_PACKAGES | {"<computed>"}]
+    return found
+
+
+def test_no_anchoring_module_imports_bulk_packages_even_lazily() -> None:
+    """Every module under anchoring/, the producer side included, is free of pyarrow,
+    numpy, DataFusion, pandas and polars, at the top and inside functions alike."""
+    modules = sorted((REPO / "anchoring").rglob("*.py"))
+    assert REPO / "anchoring" / "_internal" / "tree.py" in modules
+    found = [hit for path in modules for hit in _bulk_imports(path)]
+    assert found == []
+
+
+def test_bulk_import_scan_sees_lazy_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import hashlib\ndef f():\n    import numpy\n    from pyarrow import compute\n"
+                     "    kind = 'numpy' == type(0).__module__\n"
+                     "    importlib.import_module(name)\n"
+                     "    return importlib.import_module('datafusion')\n", encoding="utf-8")
+    hits = _bulk_imports(probe)
+    assert sorted(hit.rsplit(" ", 1)[1] for hit in hits) == [
+        "<computed>", "datafusion", "numpy", "pyarrow"]
+
+
+_BLOCKER_HEAD = _BLOCKER.split("from anchoring.record_proof", maxsplit=1)[0]
+assert '"sqlalchemy", ' in _BLOCKER_HEAD
+#: The producer side may use SQLAlchemy (the log database), nothing heavier.
+_EVERY_MODULE = _BLOCKER_HEAD.replace('"sqlalchemy", ', "") + """
+import importlib, pkgutil
+import anchoring
+for info in pkgutil.walk_packages(anchoring.__path__, "anchoring."):
+    importlib.import_module(info.name)
+from anchoring._internal.tree import MerkleTree
+leaves = [i.to_bytes(4, "big") for i in range(5000)]
+tree = MerkleTree.from_leaf_inputs(leaves)
+assert MerkleTree.from_leaf_hashes(tree.leaf_hashes()).root() == tree.root()
+print(tree.root().hex())
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules} & BLOCKED)))
+"""
+
+
+def test_every_anchoring_module_and_the_tree_builder_work_without_bulk_packages() -> None:
+    """All of anchoring, the log and the tree builder included, imports with the bulk and
+    pipeline packages blocked (SQLAlchemy allowed), and builds a tree of thousands of
+    leaves with its default hasher."""
+    result = subprocess.run([sys.executable, "-c", _EVERY_MODULE, "-"], capture_output=True,
+                            text=True, cwd=REPO, check=False)
+    assert result.returncode == 0, result.stderr
+    root, loaded = result.stdout.splitlines()
+    assert loaded == ""
+    leaves = [i.to_bytes(4, "big") for i in range(5000)]
+    assert root == ref.mth(leaves).hex()
 
 
 def test_verifier_needs_only_stdlib_and_cryptography(built: BuiltDataset, tmp_path: Path) -> None:
