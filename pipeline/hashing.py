@@ -140,17 +140,16 @@ def _fixed_rows(data: bytes, width: int) -> Any:
     return pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _concatenated_digests(digests: Any) -> bytes:
-    """The values of a pyarrow array of 32-byte digests, concatenated in row order."""
+def _concatenated_digests(column: Any) -> bytes:
+    """The values of a pyarrow column of 32-byte digests, concatenated in row order."""
     pa, _, _ = _arrow()
-    digests = digests.combine_chunks() if isinstance(digests, pa.ChunkedArray) else digests
-    rows = len(digests)
-    if digests.null_count or digests.type != pa.binary():  # pragma: no cover - DataFusion's type
+    digests = column.combine_chunks()
+    # The buffers are read as binary's (32-bit offsets, then values): refuse any other layout
+    # a DataFusion upgrade might bring rather than misread it.
+    if digests.type != pa.binary():  # pragma: no cover - DataFusion's sha256 returns binary
         raise ValueError(f"unexpected digest column from DataFusion: {digests.type}")
     offsets = memoryview(digests.buffers()[1]).cast("i")
-    start, end = offsets[digests.offset], offsets[digests.offset + rows]
-    if end - start != HASH_SIZE * rows:  # pragma: no cover - SHA-256 digests are 32 bytes
-        raise ValueError("unexpected digest width from DataFusion")
+    start, end = offsets[digests.offset], offsets[digests.offset + len(digests)]
     return bytes(memoryview(digests.buffers()[2])[start:end])
 
 

@@ -116,7 +116,8 @@ def check_local_receipt_format(receipt: Mapping[str, Any]) -> None:
             ("size", _is_count(receipt.get("size"))),
             ("root", _is_hex32(receipt.get("root"))),
             ("checkpoint_sha256", _is_hex32(receipt.get("checkpoint_sha256"))),
-            ("previous", receipt.get("previous", 0) is None or _is_hex32(receipt.get("previous"))),
+            ("previous", "previous" in receipt
+             and (receipt["previous"] is None or _is_hex32(receipt["previous"]))),
             ("anchored_at", is_rfc3339(receipt.get("anchored_at"))),
             ("entry_hash", _is_hex32(receipt.get("entry_hash"))),
         )
