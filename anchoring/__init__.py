@@ -2,19 +2,17 @@
 C2SP signed notes and checkpoints, the transparency log, record proofs and their verifier.
 
 Verification (:mod:`anchoring.verify`) needs only the standard library and
-``cryptography``; the log (SQLAlchemy) and the tree builder (DataFusion) load
-only when used.
+``cryptography``; the log (SQLAlchemy) loads only when used. The producer side (the
+tree builder, the log database, the ledger clients) is in :mod:`anchoring._internal`,
+which is not public API.
 """
 
 import typing
 
-from anchoring.bundle import RECORD_PROOF_TYPE, RecordProof, parse_record_proof
 from anchoring.canonical import canonical_json, canonical_value, leaf_input, record_salt
 from anchoring.checkpoint import Checkpoint, TlogProof, open_checkpoint, parse_tlog_proof
 from anchoring.errors import (
     AnchoringError,
-    BundleFormatError,
-    BundleVerificationError,
     CanonicalizationError,
     InvalidHashError,
     KeyFormatError,
@@ -22,7 +20,9 @@ from anchoring.errors import (
     LogError,
     MalformedError,
     NoteFormatError,
+    ProofFormatError,
     ProofShapeError,
+    ProofVerificationError,
     RootMismatchError,
     SignatureError,
     VerificationError,
@@ -39,6 +39,7 @@ from anchoring.merkle import (
     verify_inclusion,
 )
 from anchoring.note import Signer, Verifier, open_note, parse_note, sign_note
+from anchoring.record_proof import RECORD_PROOF_TYPE, RecordProof, parse_record_proof
 
 if typing.TYPE_CHECKING:
     from anchoring.verify import verify_record_proof
@@ -48,8 +49,6 @@ __all__ = [
     "MANIFEST_TYPE",
     "RECORD_PROOF_TYPE",
     "AnchoringError",
-    "BundleFormatError",
-    "BundleVerificationError",
     "CanonicalizationError",
     "Checkpoint",
     "InvalidHashError",
@@ -57,9 +56,10 @@ __all__ = [
     "LogConsistencyError",
     "LogError",
     "MalformedError",
-    "MerkleTree",
     "NoteFormatError",
+    "ProofFormatError",
     "ProofShapeError",
+    "ProofVerificationError",
     "RecordProof",
     "RootMismatchError",
     "SignatureError",
@@ -102,8 +102,4 @@ def __getattr__(name: str) -> object:
         from anchoring.log import TransparencyLog
 
         return TransparencyLog
-    if name == "MerkleTree":
-        from anchoring.merkle.tree import MerkleTree
-
-        return MerkleTree
     raise AttributeError(f"module 'anchoring' has no attribute {name!r}")

@@ -7,12 +7,12 @@
     │   ├── InvalidHashError      a hash that is not 32 bytes
     │   ├── ProofShapeError       a proof of the wrong length for its (index, size)
     │   ├── NoteFormatError       a signed note or checkpoint that does not parse
-    │   ├── BundleFormatError     a record or entry proof that does not parse
+    │   ├── ProofFormatError      a record or entry proof that does not parse
     │   └── ReceiptFormatError    an anchor receipt whose fields are malformed
     ├── VerificationError         well-formed input that does not verify
     │   ├── RootMismatchError     a computed Merkle root differs from the expected one
     │   ├── SignatureError        no trusted signature on a note
-    │   └── BundleVerificationError  a record proof failed, naming the step
+    │   └── ProofVerificationError  a record or entry proof failed, naming the step
     ├── CanonicalizationError     a value cannot be put into canonical form
     ├── KeyFormatError            a key file or vkey that cannot be used
     └── LogError                  the transparency log refused an operation
@@ -27,8 +27,6 @@ from __future__ import annotations
 
 __all__ = [
     "AnchoringError",
-    "BundleFormatError",
-    "BundleVerificationError",
     "CanonicalizationError",
     "DuplicateEntryError",
     "InvalidHashError",
@@ -38,7 +36,9 @@ __all__ = [
     "LogError",
     "MalformedError",
     "NoteFormatError",
+    "ProofFormatError",
     "ProofShapeError",
+    "ProofVerificationError",
     "ReceiptFormatError",
     "RootMismatchError",
     "SignatureError",
@@ -69,7 +69,7 @@ class NoteFormatError(MalformedError):
     """A signed note, vkey or checkpoint does not follow C2SP signed-note / tlog-checkpoint."""
 
 
-class BundleFormatError(MalformedError):
+class ProofFormatError(MalformedError):
     """A record or entry proof is missing a field, has a mistyped one, or is not JSON."""
 
 
@@ -115,7 +115,7 @@ class VerificationStep(StrEnum):
     WITNESS = "witness"
 
 
-class BundleVerificationError(VerificationError):
+class ProofVerificationError(VerificationError):
     """A proof did not verify; ``step`` names the failing step, and ``hashes`` holds the
     hashes that disagree (e.g. ``expected`` and ``computed``), as hex."""
 

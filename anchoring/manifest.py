@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from anchoring.canonical import SALT_SCHEME_V1, canonical_json
-from anchoring.errors import BundleFormatError
+from anchoring.errors import ProofFormatError
 
 MANIFEST_TYPE = "trialproof/dataset-version/v1"
 _HEX32 = re.compile(r"[0-9a-f]{64}")
@@ -17,7 +17,7 @@ _HEX32 = re.compile(r"[0-9a-f]{64}")
 
 def _require(cond: bool, message: str) -> None:
     if not cond:
-        raise BundleFormatError(f"manifest: {message}")
+        raise ProofFormatError(f"manifest: {message}")
 
 
 def _is_count(value: Any) -> bool:
@@ -29,7 +29,7 @@ def _is_hex32(value: Any) -> bool:
 
 
 def check_manifest(manifest: Mapping[str, Any]) -> None:
-    """Raise :class:`BundleFormatError` unless ``manifest`` has every Formats 5 field, well typed.
+    """Raise :class:`ProofFormatError` unless ``manifest`` has every Formats 5 field, well typed.
 
     Extra fields are allowed (DESIGN Formats 5: adding fields is fine).
     """

@@ -10,7 +10,7 @@ with the exit statuses of ``trialproof verify``: 0 verified, 1 a step failed,
 2 malformed input (3 an internal error).
 
 :func:`verify_record_proof` and :func:`verify_entry_proof` return what they
-verified, and raise :class:`~anchoring.errors.BundleVerificationError`, naming
+verified, and raise :class:`~anchoring.errors.ProofVerificationError`, naming
 the failing step, or :class:`~anchoring.errors.MalformedError` for input that is
 not well formed.
 """
@@ -50,21 +50,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from anchoring.bundle import (
-    ENTRY_PROOF_TYPE,
-    RECORD_PROOF_TYPE,
-    EntryProof,
-    RecordProof,
-    parse_proof,
-    read_proof_file,
-)
 from anchoring.canonical import canonical_json, leaf_input
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import (
     AnchoringError,
-    BundleFormatError,
-    BundleVerificationError,
     MalformedError,
+    ProofFormatError,
+    ProofVerificationError,
     VerificationError,
     VerificationStep,
 )
@@ -75,6 +67,14 @@ from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.merkle.verify import root_from_inclusion_proof, verify_consistency
 from anchoring.note import Verifier, open_note, parse_note
+from anchoring.record_proof import (
+    ENTRY_PROOF_TYPE,
+    RECORD_PROOF_TYPE,
+    EntryProof,
+    RecordProof,
+    parse_proof,
+    read_proof_file,
+)
 
 _MAX_VKEY_FILE_BYTES = 1 << 20
 _RECORD_MISMATCH = (
@@ -158,15 +158,15 @@ class VerifiedEntry:
 
 def _fail(
     step: VerificationStep, reason: str, hashes: dict[str, str] | None = None
-) -> BundleVerificationError:
-    return BundleVerificationError(step, reason, hashes)
+) -> ProofVerificationError:
+    return ProofVerificationError(step, reason, hashes)
 
 
 def _inclusion_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes], what: str) -> bytes:
     try:
         return root_from_inclusion_proof(index, size, leaf, proof)
     except MalformedError as exc:  # a proof of the wrong shape: malformed, not failed
-        raise BundleFormatError(f"{what}: {exc}") from None
+        raise ProofFormatError(f"{what}: {exc}") from None
 
 
 def verify_record_proof(
@@ -301,7 +301,7 @@ def _check_receipt_formats(
             try:
                 kind.check_format(receipt)
             except MalformedError as exc:
-                raise BundleFormatError(f"anchors[{i}]: {exc}") from None
+                raise ProofFormatError(f"anchors[{i}]: {exc}") from None
 
 
 def _verify_log_entry(
@@ -320,7 +320,7 @@ def _verify_log_entry(
     try:
         checkpoint = Checkpoint.from_body(parse_note(note_text).text)
     except MalformedError as exc:
-        raise BundleFormatError(f"checkpoint: {exc}") from None
+        raise ProofFormatError(f"checkpoint: {exc}") from None
     entry_leaf = leaf_hash(entry_leaf_input)
     log_root = _inclusion_root(log_index, log_size, entry_leaf, log_proof, "log_proof")
     if log_size != checkpoint.size:
@@ -382,7 +382,7 @@ def _check_receipt(
         anchored, anchored_note = _anchored_checkpoint(receipt, checkpoint, note, trusted)
         kind.check(receipt, anchored, anchored_note)
     except MalformedError as exc:
-        raise BundleFormatError(f"anchors[{index}]: {exc}") from None
+        raise ProofFormatError(f"anchors[{index}]: {exc}") from None
     except AnchoringError as exc:
         raise _fail(VerificationStep.ANCHOR, f"anchors[{index}]: {exc}") from None
     return VerifiedReceipt(index, kind_name, True, kind.independent, kind.describe(receipt))
@@ -421,7 +421,7 @@ def _anchored_checkpoint(
     if later_note is None or later_note == note:
         return checkpoint, note
     if not isinstance(later_note, str):
-        raise BundleFormatError("receipt checkpoint must be signed note text")
+        raise ProofFormatError("receipt checkpoint must be signed note text")
     later = Checkpoint.from_body(open_note(later_note, trusted)[0].text)
     if later.origin != checkpoint.origin or later.size < checkpoint.size:
         raise VerificationError("receipt anchors a checkpoint that is not a later one of this log")
@@ -431,7 +431,7 @@ def _anchored_checkpoint(
     try:
         proof_hashes = [bytes.fromhex(h) for h in hashes]
     except ValueError:
-        raise BundleFormatError("receipt consistency_proof is not hex") from None
+        raise ProofFormatError("receipt consistency_proof is not hex") from None
     verify_consistency(checkpoint.size, later.size, checkpoint.root, later.root, proof_hashes)
     return later, later_note
 
@@ -593,13 +593,13 @@ def render_text(
     return "\n".join(lines)
 
 
-def failure_json(exc: BundleVerificationError) -> dict[str, Any]:
+def failure_json(exc: ProofVerificationError) -> dict[str, Any]:
     """A failed step for machines: the step, the reason and the hashes that disagree."""
     return {"verified": False, "step": exc.step.value, "reason": exc.reason, **exc.hashes}
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BundleVerificationError):
+    if isinstance(exc, ProofVerificationError):
         return f"verification failed at step '{exc.step.value}': {exc.reason}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -723,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.proof, trusted, origin=args.origin,
                 require_anchor=args.require_anchor, contract=args.contract, demands=demands,
             )
-        except BundleVerificationError as exc:
+        except ProofVerificationError as exc:
             if args.json:
                 print(json.dumps(failure_json(exc)))
             raise

@@ -1,4 +1,4 @@
-"""The core suite: Merkle tree build, stored-tree proofs, record-proof bundles, the log.
+"""The core suite: Merkle tree build, stored-tree proofs, record proofs, the log.
 
 All benchmarks share one input: ``N_LEAVES`` leaves of ``LEAF_BYTES`` bytes,
 generated once per run (seeded, so identical across runs) into a scratch
@@ -49,7 +49,7 @@ SEED = 20261129
 N_LEAVES = 1_000_000
 LEAF_BYTES = 120
 N_PROOFS = 10_000
-N_BUNDLES = 10_000
+N_RECORD_PROOFS = 10_000
 N_LATENCY = 100
 N_SINGLE_APPENDS = 2_000
 #: pymerkle runs at full size only if the 1/10-size run extrapolates below this.
@@ -61,7 +61,7 @@ ORIGIN = "bench.trialproof.example/log"
 TARGET_PLAIN = 2.0
 TARGET_PYMERKLE = 10.0
 TARGET_PROOFS = 20_000.0
-TARGET_BUNDLES = 5_000.0
+TARGET_RECORD_PROOFS = 5_000.0
 
 _T = "bench.core:"
 
@@ -126,21 +126,23 @@ def _root_hex(root: Any) -> dict[str, Any]:
 
 
 def task_build_ours(path: str, form: str) -> Any:
-    from anchoring.merkle.tree import MerkleTree
+    from anchoring._internal.tree import MerkleTree
+    from pipeline.hashing import VectorizedHasher
 
     raw = _raw(path)
     leaves: Any = _split(raw) if form == "list" else _arrow(raw)
+    hasher = VectorizedHasher()
     # Warm-up outside the timing: imports polars/pyarrow and runs the vectorized path once.
-    MerkleTree.from_leaf_inputs(leaves[:20_000])
+    MerkleTree.from_leaf_inputs(leaves[:20_000], hasher)
 
     def step() -> Any:
-        return MerkleTree.from_leaf_inputs(leaves)
+        return MerkleTree.from_leaf_inputs(leaves, hasher)
 
     return step, lambda tree: _root_hex(tree.root())
 
 
 def task_leaf_level_ours(path: str) -> Any:
-    from anchoring.batch import sha256_many
+    from pipeline.hashing import sha256_many
 
     leaves = _split(_raw(path))
     sha256_many(b"\x00", leaves[:20_000])
@@ -191,9 +193,10 @@ def task_floor(path: str) -> Any:
 
 
 def task_write_tree(path: str, tree_path: str) -> Any:
-    from anchoring.merkle.tree import MerkleTree
+    from anchoring._internal.tree import MerkleTree
+    from pipeline.hashing import VectorizedHasher
 
-    tree = MerkleTree.from_leaf_inputs(_split(_raw(path)))
+    tree = MerkleTree.from_leaf_inputs(_split(_raw(path)), VectorizedHasher())
 
     def step() -> None:
         tree.write(tree_path)
@@ -205,7 +208,7 @@ def task_write_tree(path: str, tree_path: str) -> Any:
 
 
 def task_stored_proofs(tree_path: str, count: int, expected_root: str) -> Any:
-    from anchoring.merkle.tree import MerkleTree
+    from anchoring._internal.tree import MerkleTree
     from anchoring.merkle.verify import verify_inclusion
 
     start = time.perf_counter()
@@ -234,7 +237,7 @@ def task_stored_proofs(tree_path: str, count: int, expected_root: str) -> Any:
     return step, after
 
 
-# -- tasks: record-proof bundles ------------------------------------------------------
+# -- tasks: record proofs ------------------------------------------------------
 
 
 def _sample_records(rows: int) -> list[dict[str, Any]]:
@@ -263,27 +266,29 @@ class _CachedLogProof:
         return self._cache[key]
 
 
-def task_build_bundles(workdir: str, records: int) -> Any:
-    """Set up a real log and dataset, then (measured) build and serialize every bundle."""
-    from anchoring.bundle import build_record_proof
+def task_build_record_proofs(workdir: str, records: int) -> Any:
+    """Set up a real log and dataset, then (measured) build and serialize every record proof."""
+    from anchoring._internal.tree import MerkleTree
     from anchoring.canonical import canonical_json, leaf_input, record_salt
     from anchoring.log import TransparencyLog
     from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
-    from anchoring.merkle.tree import MerkleTree
     from anchoring.note import Signer
+    from anchoring.record_proof import build_record_proof
+    from pipeline.hashing import VectorizedHasher
 
     trial, dataset = "CDISCPILOT01", "dm"
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("bundles.db", "bundles.db-wal", "bundles.db-shm"):
+    for name in ("proofs.db", "proofs.db-wal", "proofs.db-shm"):
         (work / name).unlink(missing_ok=True)
-    log = TransparencyLog(f"sqlite:///{work / 'bundles.db'}", ORIGIN)
+    log = TransparencyLog(f"sqlite:///{work / 'proofs.db'}", ORIGIN)
     signer = Signer.generate("bench.trialproof.example")
     salt_key = hashlib.sha256(b"bench salt key").digest()
     rows = _sample_records(records)
     salts = [record_salt(salt_key, trial, dataset, [r["USUBJID"]], version=1) for r in rows]
     tree = MerkleTree.from_leaf_inputs(
-        [leaf_input(s, canonical_json(r)) for s, r in zip(salts, rows, strict=True)]
+        [leaf_input(s, canonical_json(r)) for s, r in zip(salts, rows, strict=True)],
+        VectorizedHasher(),
     )
     sha = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
     manifest: dict[str, Any] = {}
@@ -319,13 +324,13 @@ def task_build_bundles(workdir: str, records: int) -> Any:
         ]
 
     def after(texts: list[str]) -> dict[str, Any]:
-        (work / "bundles.json").write_text(json.dumps(texts))
+        (work / "record_proofs.json").write_text(json.dumps(texts))
         (work / "vkey.txt").write_text(signer.verifier.vkey)
         first = json.loads(texts[0])
         log.close()
         return {
-            "bundles": len(texts),
-            "mean_bundle_bytes": sum(len(t.encode()) for t in texts) / len(texts),
+            "record_proofs": len(texts),
+            "mean_proof_bytes": sum(len(t.encode()) for t in texts) / len(texts),
             "dataset_proof_hashes": len(first["dataset_proof"]),
             "log_proof_hashes": len(first["log_proof"]),
             "log_size": first["log_size"],
@@ -334,33 +339,33 @@ def task_build_bundles(workdir: str, records: int) -> Any:
     return step, after
 
 
-def _load_bundles(workdir: str) -> tuple[list[str], list[Any]]:
+def _load_record_proofs(workdir: str) -> tuple[list[str], list[Any]]:
     from anchoring.note import Verifier
 
     work = Path(workdir)
-    texts = json.loads((work / "bundles.json").read_text())
+    texts = json.loads((work / "record_proofs.json").read_text())
     return texts, [Verifier.from_vkey((work / "vkey.txt").read_text().strip())]
 
 
 def _tamper_check(text: str, trusted: list[Any]) -> dict[str, Any]:
-    from anchoring.bundle import parse_record_proof
-    from anchoring.errors import BundleVerificationError
+    from anchoring.errors import ProofVerificationError
+    from anchoring.record_proof import parse_record_proof
     from anchoring.verify import verify_record_proof
 
     obj = json.loads(text)
     obj["record"]["AGE"] = obj["record"]["AGE"] + 1
     try:
         verify_record_proof(parse_record_proof(json.dumps(obj)), trusted)
-    except BundleVerificationError as exc:
-        return {"tampered_bundle_rejected": True, "rejected_at": exc.step.value}
-    raise AssertionError("a tampered bundle verified")
+    except ProofVerificationError as exc:
+        return {"tampered_proof_rejected": True, "rejected_at": exc.step.value}
+    raise AssertionError("a tampered record proof verified")
 
 
-def task_verify_bundles(workdir: str, parse: bool) -> Any:
-    from anchoring.bundle import parse_record_proof
+def task_verify_record_proofs(workdir: str, parse: bool) -> Any:
+    from anchoring.record_proof import parse_record_proof
     from anchoring.verify import verify_record_proof
 
-    texts, trusted = _load_bundles(workdir)
+    texts, trusted = _load_record_proofs(workdir)
     verify_record_proof(parse_record_proof(texts[0]), trusted)  # warm-up
     if parse:
         def step() -> int:
@@ -379,10 +384,10 @@ def task_verify_bundles(workdir: str, parse: bool) -> Any:
 
 
 def task_checkpoint_signatures(workdir: str) -> Any:
-    from anchoring.bundle import parse_record_proof
     from anchoring.note import open_note, parse_note
+    from anchoring.record_proof import parse_record_proof
 
-    texts, trusted = _load_bundles(workdir)
+    texts, trusted = _load_record_proofs(workdir)
     notes = [parse_record_proof(text).checkpoint for text in texts]
 
     def step() -> int:
@@ -541,7 +546,7 @@ class _Suite:
         self.log = ctx.log
         self.n = ctx.size(N_LEAVES)
         self.n_proofs = ctx.size(N_PROOFS)
-        self.n_bundles = ctx.size(N_BUNDLES)
+        self.n_record_proofs = ctx.size(N_RECORD_PROOFS)
         self.n_single = ctx.size(N_SINGLE_APPENDS)
         self.reps = 2 if ctx.quick else 5  # cheap steps
         self.few = 2 if ctx.quick else 3  # steps of a few seconds
@@ -642,22 +647,23 @@ class _Suite:
                    {"tree_path": str(self.work / "tree.bin"), "count": self.n_proofs,
                     "expected_root": self.ours_root}, repeats=self.reps)
 
-    # -- 3. bundles ---------------------------------------------------------------------------
+    # -- 3. record proofs ---------------------------------------------------------------------
 
-    def bench_bundles(self) -> None:
-        self.log(f"[core] 3/4 {self.n_bundles:,} record-proof bundles")
-        workdir = str(self.work / "bundles")
-        built = self.m("bundle_build", f"build + serialize {self.n_bundles:,} bundles",
-                       "task_build_bundles", {"workdir": workdir, "records": self.n_bundles},
+    def bench_record_proofs(self) -> None:
+        self.log(f"[core] 3/4 {self.n_record_proofs:,} record proofs")
+        workdir = str(self.work / "record_proofs")
+        n = self.n_record_proofs
+        built = self.m("record_proof_build", f"build + serialize {n:,} record proofs",
+                       "task_build_record_proofs", {"workdir": workdir, "records": n},
                        repeats=1)
         if not built.ok:
             return
         self.r.update(measure_group([
-            Spec("bundle_parse_verify", "parse_record_proof + verify_record_proof",
-                 _T + "task_verify_bundles", {"workdir": workdir, "parse": True}, self.few),
-            Spec("bundle_verify", "verify_record_proof (pre-parsed)", _T + "task_verify_bundles",
-                 {"workdir": workdir, "parse": False}, self.few),
-            Spec("bundle_signature", "checkpoint Ed25519 check only (open_note)",
+            Spec("record_proof_parse_verify", "parse_record_proof + verify_record_proof",
+                 _T + "task_verify_record_proofs", {"workdir": workdir, "parse": True}, self.few),
+            Spec("record_proof_verify", "verify_record_proof (pre-parsed)",
+                 _T + "task_verify_record_proofs", {"workdir": workdir, "parse": False}, self.few),
+            Spec("record_proof_signature", "checkpoint Ed25519 check only (open_note)",
                  _T + "task_checkpoint_signatures", {"workdir": workdir}, self.few),
         ], log=self.log))
 
@@ -717,7 +723,7 @@ class _Suite:
         try:
             self.bench_build()
             self.bench_stored_proofs()
-            self.bench_bundles()
+            self.bench_record_proofs()
             self.bench_log()
             self.bench_postgres()
         finally:
@@ -828,16 +834,16 @@ class _Suite:
                   ""]
         return lines, rate
 
-    def md_bundles(self) -> tuple[list[str], dict[str, float]]:
-        lines = [f"### 3. Verifying {self.n_bundles:,} record-proof bundles "
+    def md_record_proofs(self) -> tuple[list[str], dict[str, float]]:
+        lines = [f"### 3. Verifying {self.n_record_proofs:,} record proofs "
                  "(Ed25519 checkpoint signature included)", ""]
         rows, rates = [], {}
         spec = (
-            ("bundle_parse_verify", "`parse_record_proof(json)` + `verify_record_proof`"),
-            ("bundle_verify", "`verify_record_proof` only (bundles already parsed)"),
-            ("bundle_signature", "breakdown: checkpoint signature only "
+            ("record_proof_parse_verify", "`parse_record_proof(json)` + `verify_record_proof`"),
+            ("record_proof_verify", "`verify_record_proof` only (proofs already parsed)"),
+            ("record_proof_signature", "breakdown: checkpoint signature only "
              "(`parse_note` + `open_note`)"),
-            ("bundle_build", "setup, for scale: build + serialize the bundles "
+            ("record_proof_build", "setup, for scale: build + serialize the record proofs "
              "(log proof computed once)"),
         )
         for key, label in spec:
@@ -847,22 +853,23 @@ class _Suite:
             if not res.ok:
                 rows.append([label, NA, NA, NA, NA, str(res.error)])
                 continue
-            rates[key] = self.n_bundles / res.best
+            rates[key] = self.n_record_proofs / res.best
             rows.append([label, f"{fmt_seconds(res.best)} ({self.runs(key)})",
                          fmt_seconds(res.cpu),
-                         f"{fmt_rate(rates[key], 'bundles')} "
-                         f"({self.n_bundles / res.cpu:,.0f} per CPU-second)",
+                         f"{fmt_rate(rates[key], 'proofs')} "
+                         f"({self.n_record_proofs / res.cpu:,.0f} per CPU-second)",
                          fmt_bytes(res.peak),
                          "a tampered record is rejected"
-                         if res.extra.get("tampered_bundle_rejected") else ""])
+                         if res.extra.get("tampered_proof_rejected") else ""])
         lines += [markdown_table(["Step", "Time", "CPU", "Rate", "Peak memory", "Notes"], rows),
                   ""]
-        if self.ok("bundle_build"):
-            bb = self.r["bundle_build"].extra
-            lines += [f"The dataset: {bb['bundles']:,} DM-like records in one dataset version "
-                      f"(built like `tests/trialproof_testkit.py`), its manifest in a SQLite log "
-                      f"of {bb['log_size']:,} entries, one signed checkpoint. A bundle is "
-                      f"{bb['mean_bundle_bytes']:,.0f} bytes of JSON on average, with "
+        if self.ok("record_proof_build"):
+            bb = self.r["record_proof_build"].extra
+            lines += [f"The dataset: {bb['record_proofs']:,} DM-like records in one dataset "
+                      f"version (built like `tests/trialproof_testkit.py`), its manifest in a "
+                      f"SQLite log of {bb['log_size']:,} entries, one signed checkpoint. A "
+                      f"record proof is {bb['mean_proof_bytes']:,.0f} bytes of JSON on average, "
+                      f"with "
                       f"{bb['dataset_proof_hashes']} dataset-proof and "
                       f"{bb['log_proof_hashes']} log-proof hashes.", ""]
         return lines, rates
@@ -914,7 +921,7 @@ class _Suite:
         return lines
 
     def md_targets(self, proofs_rate: float | None,
-                   bundle_rate: float | None) -> tuple[list[str], list[dict[str, Any]]]:
+                   record_proof_rate: float | None) -> tuple[list[str], list[dict[str, Any]]]:
         """Targets are judged on wall time; the CPU view says what an idle machine would do."""
         ours, r = self.ours, self.r
         ours_cpu = r["ours_list"].cpu if self.ok("ours_list") else None
@@ -941,11 +948,12 @@ class _Suite:
                 if self.ok("stored_proofs") else NA)
         targets.append(_target("stored-tree proofs >= 20,000/s", proofs_rate, TARGET_PROOFS,
                                fmt_rate(proofs_rate, "proofs") if proofs_rate else NA, view))
-        view = (f"{self.n_bundles / r['bundle_parse_verify'].cpu:,.0f} per CPU-second"
-                if self.ok("bundle_parse_verify") else NA)
-        targets.append(_target("bundles, parse + verify >= 5,000/s", bundle_rate,
-                               TARGET_BUNDLES,
-                               fmt_rate(bundle_rate, "bundles") if bundle_rate else NA, view))
+        view = (f"{self.n_record_proofs / r['record_proof_parse_verify'].cpu:,.0f} per CPU-second"
+                if self.ok("record_proof_parse_verify") else NA)
+        targets.append(_target("record proofs, parse + verify >= 5,000/s", record_proof_rate,
+                               TARGET_RECORD_PROOFS,
+                               fmt_rate(record_proof_rate, "proofs") if record_proof_rate else NA,
+                               view))
         lines = ["### Targets", "",
                  "Judged on wall time (best run). The last column is the same measurement seen "
                  "through CPU time, which the background load disturbs much less.", "",
@@ -980,9 +988,10 @@ class _Suite:
                  "wall times look noisy._", ""]
         build, table = self.md_build()
         proofs, proofs_rate = self.md_proofs()
-        bundles, bundle_rates = self.md_bundles()
-        targets_md, targets = self.md_targets(proofs_rate, bundle_rates.get("bundle_parse_verify"))
-        lines += build + proofs + bundles + self.md_log() + targets_md
+        record_proofs, record_proof_rates = self.md_record_proofs()
+        targets_md, targets = self.md_targets(
+            proofs_rate, record_proof_rates.get("record_proof_parse_verify"))
+        lines += build + proofs + record_proofs + self.md_log() + targets_md
         if self.ctx.quick:
             lines.append("_Quick run: sizes are 1/10 of the real benchmark; "
                          "the targets are indicative only._")
@@ -998,13 +1007,15 @@ class _Suite:
                           "VmHWM after the step minus VmRSS before it (fallback: ru_maxrss)",
             },
             "sizes": {"leaves": self.n, "leaf_bytes": LEAF_BYTES, "proofs": self.n_proofs,
-                      "bundles": self.n_bundles, "latency_samples": N_LATENCY,
+                      "record_proofs": self.n_record_proofs, "latency_samples": N_LATENCY,
                       "single_appends": self.n_single},
             "benchmarks": {key: res.as_json() for key, res in self.r.items()},
             "tree_build": table,
             "rates": {"stored_proofs_per_s": proofs_rate,
-                      "bundles_parse_verify_per_s": bundle_rates.get("bundle_parse_verify"),
-                      "bundles_verify_only_per_s": bundle_rates.get("bundle_verify")},
+                      "record_proofs_parse_verify_per_s":
+                          record_proof_rates.get("record_proof_parse_verify"),
+                      "record_proofs_verify_only_per_s":
+                          record_proof_rates.get("record_proof_verify")},
             "targets": targets,
             "checks": self.checks,
             "loadavg_at_end": self.load_end,

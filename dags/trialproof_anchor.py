@@ -23,7 +23,7 @@ from pipeline.registry import (
     read_registry,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 try:
     _job = read_registry().anchor
@@ -64,16 +64,16 @@ def anchor() -> None:
         result = run_anchor(home)  # also retries what earlier runs left pending
         if result is None:
             size = home.log().size()
-            log.info("nothing to anchor: the log (size %d) has not grown since the last "
+            logger.info("nothing to anchor: the log (size %d) has not grown since the last "
                      "anchored checkpoint", size)
             history = anchorings(home)
             ledgers = history[-1]["ledgers"] if history else {}
             for name, state in ledgers.items():
-                log.info("  last anchoring, ledger %s: %s %s", name, state["state"],
+                logger.info("  last anchoring, ledger %s: %s %s", name, state["state"],
                          state.get("reason") or "")
             return {"anchored": False, "size": size,
                     "ledgers": {name: state["state"] for name, state in ledgers.items()}}
-        log.info("anchored log size %d (root %s, previous anchored size %s): %s",
+        logger.info("anchored log size %d (root %s, previous anchored size %s): %s",
                  result.size, result.root, result.previous_size,
                  ", ".join(f"{name} {state['state']}" for name, state in result.ledgers.items()))
         return {"anchored": True, **result.to_json()}

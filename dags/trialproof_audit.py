@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from pipeline.registry import PeriodicJob, RegistryFileError, failure_notifier, read_registry
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 try:
     _job = read_registry().audit
@@ -56,7 +56,7 @@ def audit() -> None:
             lines = "\n".join(f"  - {finding}" for finding in report.findings)
             raise AirflowFailException(
                 f"audit found {len(report.findings)} problem(s):\n{lines}")
-        log.info("audit clean: %s versions, log size %s, %s checkpoints, %s receipts",
+        logger.info("audit clean: %s versions, log size %s, %s checkpoints, %s receipts",
                  summary.get("versions_checked"), summary.get("log_size"),
                  summary.get("checkpoints_checked"), summary.get("receipts_checked"))
         return summary

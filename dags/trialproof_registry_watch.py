@@ -17,7 +17,7 @@ from airflow.sdk import dag, task
 from pipeline.registry import RegistryFileError, failure_notifier, read_registry
 from pipeline.registry_watch import WatchSettings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 try:
     _watch = read_registry().watch
@@ -51,7 +51,7 @@ def registry_watch() -> None:
         settings = read_registry().watch
         results = watch_registry(Home.open(resolve_home(None)), settings)
         for result in results:
-            log.info("%s %s: %s", result["trial"], result["study_id"],
+            logger.info("%s %s: %s", result["trial"], result["study_id"],
                      f"logged as entry {result['log_index']}" if result["changed"]
                      else "unchanged")
         return results

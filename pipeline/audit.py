@@ -33,17 +33,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import SALT_SCHEMES
 from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.errors import AnchoringError, LogDatabaseError
 from anchoring.manifest import manifest_salt_scheme
 from anchoring.merkle.hasher import leaf_hash
-from anchoring.merkle.tree import MerkleTree
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import parse_note
 from pipeline.contract import Contract
 from pipeline.errors import PipelineError
 from pipeline.fsutil import sha256_file, write_text_durably
+from pipeline.hashing import VectorizedHasher
 from pipeline.home import AUDIT_CHECKPOINT, Home
 from pipeline.records import leaf_chunks, sort_into_leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo
@@ -173,7 +174,7 @@ def _audit_records(
         row += chunk.records.num_rows
     if not salts_match:
         found.append(finding("salts", "stored salts are not the ones the trial key gives"))
-    root = MerkleTree.from_subtree_levels(subtrees).root().hex()
+    root = MerkleTree.from_subtree_levels(subtrees, VectorizedHasher()).root().hex()
     if root != manifest["root"]:
         found.append(
             finding(
@@ -208,7 +209,7 @@ def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
                 "log-entry", f"the log says it has {size} entries but holds {len(hashes) // 32}"
             )
         )
-    tree = MerkleTree.from_leaf_hashes(bytes(hashes))
+    tree = MerkleTree.from_leaf_hashes(bytes(hashes), VectorizedHasher())
     if size and log.root() != tree.root():
         report.findings.append(
             Finding("log-tree", "the log's stored tree nodes do not match its entries")
@@ -334,7 +335,7 @@ def _audit_local_ledger(
     home: Home, local_receipts: dict[int, dict[str, Any]], report: AuditReport
 ) -> None:
     """The local ledger's table against the anchor folders' receipts, both ways."""
-    from anchoring.ledgers.local import LocalLedger
+    from anchoring._internal.ledgers.local import LocalLedger
     from pipeline.anchor import anchored
 
     ledger = LocalLedger(home.log())

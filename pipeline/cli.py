@@ -20,8 +20,8 @@ import click
 
 from anchoring.errors import (
     AnchoringError,
-    BundleVerificationError,
     LogConsistencyError,
+    ProofVerificationError,
     VerificationError,
 )
 from anchoring.note import Verifier
@@ -134,7 +134,7 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
 
 
 @cli.command()
-@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("proof", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--vkey", "vkeys", multiple=True, required=True,
               help="a trusted log key (vkey text, or a file of vkeys); repeatable")
 @json_option
@@ -154,7 +154,7 @@ def _read_vkeys(values: Sequence[str]) -> list[Verifier]:
               help="JSON-RPC URL for --online (one per chain; its chain ID is asked)")
 @click.option("--tsa-ca", "tsa_ca", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="PEM CA file that time-stamp (RFC 3161) receipts must chain to")
-def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
+def verify(proof: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: str | None,
            require_anchor: str | None, contract: Path | None, witness_vkeys: tuple[str, ...],
            witness_threshold: int | None, online: bool, rpc_urls: tuple[str, ...],
            tsa_ca: Path | None) -> None:
@@ -163,7 +163,7 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
     Prints what was verified: trial, dataset, version, the record's key and leaf hash,
     the checkpoint's origin, and each anchor receipt with what it proves.
     """
-    from anchoring.errors import BundleFormatError
+    from anchoring.errors import ProofFormatError
     from anchoring.verify import (
         VerifierUsageError,
         anchor_policy_and_proof,
@@ -176,7 +176,7 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
 
     try:
         policy, path = anchor_policy_and_proof(require_anchor,
-                                               None if bundle is None else str(bundle))
+                                               None if proof is None else str(proof))
         demands = demands_from_options(_read_vkeys(witness_vkeys), witness_threshold, online,
                                        rpc_urls, tsa_ca)
     except VerifierUsageError as exc:
@@ -185,13 +185,13 @@ def verify(bundle: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: s
     try:
         result, key_columns = verify_file(path, trusted, origin=origin, require_anchor=policy,
                                           contract=contract, demands=demands)
-    except BundleVerificationError as exc:
+    except ProofVerificationError as exc:
         if as_json:
             click.echo(json.dumps(failure_json(exc)))
         raise
     except OSError as exc:
         raise UsageError(f"{exc.filename or path}: cannot read: {exc.strerror}") from None
-    except BundleFormatError as exc:
+    except ProofFormatError as exc:
         raise UsageError(f"{path}: {exc}") from None
     if as_json:
         click.echo(json.dumps(result_json(result, key_columns), indent=2, ensure_ascii=False))
@@ -567,7 +567,7 @@ cli.add_command(witness)
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BundleVerificationError):
+    if isinstance(exc, ProofVerificationError):
         return f"verification failed at step '{exc.step.value}': {exc.reason}"
     if isinstance(exc, click.ClickException):
         return exc.format_message()

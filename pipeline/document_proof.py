@@ -46,7 +46,7 @@ def verify_document_proof(
 ) -> dict[str, Any]:
     """Verify an entry proof and that its entry registers the document hashing to
     ``sha256``. Raises :class:`~anchoring.errors.VerificationError` otherwise."""
-    from anchoring.bundle import parse_entry_proof
+    from anchoring.record_proof import parse_entry_proof
     from anchoring.verify import verify_entry_proof
 
     proof = parse_entry_proof(data)

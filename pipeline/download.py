@@ -236,8 +236,8 @@ def _check_records(path: Path, contract: Any, manifest: dict[str, Any]) -> Any:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from anchoring.batch import leaf_hashes_many
-    from anchoring.merkle.tree import MerkleTree
+    from anchoring._internal.tree import MerkleTree
+    from pipeline.hashing import VectorizedHasher
     from pipeline.records import canonical_records
 
     try:
@@ -261,7 +261,8 @@ def _check_records(path: Path, contract: Any, manifest: dict[str, Any]) -> Any:
         raise DownloadFailed("dataset root", f"a record cannot be canonicalized: {exc}") from None
     joined = pc.binary_join_element_wise(salts.cast(pa.binary()), records.cast(pa.binary()),
                                          pa.scalar(b"", pa.binary()))
-    root = MerkleTree.from_leaf_hashes(leaf_hashes_many(joined)).root() if len(table) else None
+    tree = MerkleTree.from_leaf_inputs(joined, VectorizedHasher()) if len(table) else None
+    root = tree.root() if tree is not None else None
     expected = manifest["root"]
     if root is None or root.hex() != expected:
         raise DownloadFailed("dataset root", f"the records give root "

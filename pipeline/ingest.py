@@ -54,11 +54,11 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import SALT_SCHEME, canonical_json
 from anchoring.errors import DuplicateEntryError
 from anchoring.log import LogEntry
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
-from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import Contract
 from pipeline.errors import ReadError, StoreError, ValidationFailed
 from pipeline.fsutil import (
@@ -69,6 +69,7 @@ from pipeline.fsutil import (
     symlinked_component,
     write_bytes_durably,
 )
+from pipeline.hashing import VectorizedHasher
 from pipeline.home import Home, enclosing_home
 from pipeline.records import LeafChunk, leaf_chunks, leaf_order, use_system_memory_pool
 from pipeline.store import SALT_COLUMN, Store, VersionInfo, check_name, log_key, publish, step_done
@@ -497,7 +498,7 @@ def commit(
             )
             step_done("records")
             progress("tree")
-            tree = MerkleTree.from_subtree_levels(subtrees)
+            tree = MerkleTree.from_subtree_levels(subtrees, VectorizedHasher())
             progress("store")
             result = _commit_in(
                 staging, store, validated, contract, tree, version, same_content_as, progress

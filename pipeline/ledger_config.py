@@ -146,7 +146,7 @@ def build_ledger(home: Home, spec: dict[str, Any]) -> Any:
     """The producer-side client of one configured ledger."""
     kind = spec["type"]
     if kind == "local":
-        from anchoring.ledgers.local import LocalLedger
+        from anchoring._internal.ledgers.local import LocalLedger
 
         return LocalLedger(home.log())
     if kind == "witness":

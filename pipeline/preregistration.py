@@ -322,7 +322,7 @@ def registry_entries(home: Home, trial: str) -> list[RegistryRecordEntry]:
 def entry_proof(home: Home, log_index: int) -> dict[str, Any]:
     """An entry proof (docs/formats.md §8, ``trialproof/entry-proof/v1``) for any log
     entry, against the newest anchored checkpoint covering it (else the latest)."""
-    from anchoring.bundle import build_entry_proof
+    from anchoring.record_proof import build_entry_proof
     from pipeline.prove import checkpoint_for
 
     log = home.log()

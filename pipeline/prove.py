@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from anchoring.bundle import RecordProof, build_record_proof
+from anchoring._internal.tree import MerkleTree
 from anchoring.checkpoint import Checkpoint
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import parse_note
+from anchoring.record_proof import RecordProof, build_record_proof
 from pipeline.contract import Contract, parse_contract
 from pipeline.errors import StoreError, UsageError
 from pipeline.home import Home

@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anchoring.batch import RowPieces, node_levels, salted_leaf_hashes_many, sha256_many
+from anchoring._internal.tree import node_levels
 from anchoring.canonical import (
     MAX_SAFE_INTEGER,
     SALT_SCHEME,
@@ -44,6 +44,7 @@ from anchoring.canonical import (
 )
 from anchoring.errors import CanonicalizationError
 from pipeline.contract import Contract
+from pipeline.hashing import RowPieces, VectorizedHasher, salted_leaf_hashes_many, sha256_many
 
 
 def use_system_memory_pool() -> None:
@@ -238,7 +239,7 @@ class LeafChunk:
 
     records: pa.Table  # the typed records
     salts: pa.Array  # fixed_size_binary(32): HMAC salts (DESIGN Formats 3)
-    #: ``anchoring.batch.node_levels`` of the run: level 0 holds the RFC 9162 §2.1.1 leaf
+    #: ``anchoring._internal.tree.node_levels`` of the run: level 0 holds the RFC 9162 §2.1.1 leaf
     #: hashes of salt || canonical record, 32 bytes each.
     levels: list[bytes]
 
@@ -270,7 +271,8 @@ def _leaf_chunk(
         _record_pieces(records, contract),
         threads=1,
     )
-    return LeafChunk(records, _fixed(salts, 32), node_levels(leaf_hashes, threads=1))
+    levels = node_levels(leaf_hashes, VectorizedHasher(threads=1))
+    return LeafChunk(records, _fixed(salts, 32), levels)
 
 
 #: Rows per chunk at most (a power of two): bounds the memory a chunk's JSON and hashes take.

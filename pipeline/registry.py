@@ -82,7 +82,7 @@ if TYPE_CHECKING:
     from pipeline.home import Home
     from pipeline.registry_watch import WatchSettings
 
-log = logging.getLogger("trialproof.registry")
+logger = logging.getLogger("trialproof.registry")
 
 DEFAULT_REGISTRY = Path("registry") / "sponsors.yaml"
 #: The Airflow asset that every commit updates and the anchor DAG may be scheduled on.
@@ -836,10 +836,10 @@ def _safe_local(path: str, home: Home | None) -> bool:
         try:
             refuse_unsafe_delivery(home, Path(path))
         except ReadError as exc:
-            log.warning("skip %s", exc)
+            logger.warning("skip %s", exc)
             return False
     elif os.path.islink(path):
-        log.warning("skip %s: refused: it is a symbolic link", path)
+        logger.warning("skip %s: refused: it is a symbolic link", path)
         return False
     return os.path.isfile(path)
 
@@ -890,18 +890,18 @@ def new_deliveries(home: Home, entry: RegistryEntry,
         quarantined = store.quarantine_dir(entry.trial, entry.dataset, sha)
         if sha in committed and (committed[sha] == versions[-1].version or entry.remote
                                  or _written_at(Path(location)) <= latest_at):
-            log.info("skip %s: already committed as %s/%s v%s", name, entry.trial,
+            logger.info("skip %s: already committed as %s/%s v%s", name, entry.trial,
                      entry.dataset, committed[sha])
         elif quarantined.is_dir():
-            log.info("skip %s: rejected earlier, see %s", name, quarantined)
+            logger.info("skip %s: rejected earlier, see %s", name, quarantined)
         elif sha in batch:
-            log.info("skip %s: same bytes as another file in this batch", name)
+            logger.info("skip %s: same bytes as another file in this batch", name)
         elif len(fresh) >= limit:
-            log.info("%s waits for the next run (at most %d deliveries a run)", name, limit)
+            logger.info("%s waits for the next run (at most %d deliveries a run)", name, limit)
         else:
             batch.add(sha)
             fresh.append({"path": location, "name": name, "sha256": sha, "size": size})
-    log.info("%s/%s: %d new deliveries", entry.trial, entry.dataset, len(fresh))
+    logger.info("%s/%s: %d new deliveries", entry.trial, entry.dataset, len(fresh))
     return fresh
 
 
@@ -930,9 +930,9 @@ def stage_delivery(home: Home, delivery: Mapping[str, Any]) -> dict[str, Any]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if delivery.get("sha256") and staged.sha256 != delivery["sha256"]:
-        log.warning("%s changed since it was listed (sha256 %s, now %s); staging what is there",
+        logger.warning("%s changed since it was listed (sha256 %s, now %s); staging what is there",
                     location, delivery["sha256"], staged.sha256)
-    log.info("staged %s as %s (%d bytes)", staged.name, staged.path, staged.size)
+    logger.info("staged %s as %s (%d bytes)", staged.name, staged.path, staged.size)
     return staged.to_json()
 
 
@@ -948,7 +948,7 @@ def validate_delivery(home: Home, entry: RegistryEntry,
     staged = StagedDelivery.from_json(dict(staged_json))
     contract = load_contract(entry.contract_path)
     validated = validate(home, staged, entry.trial, entry.dataset, contract)
-    log.info("%s is valid under contract %s", staged.name, contract.name)
+    logger.info("%s is valid under contract %s", staged.name, contract.name)
     return validated.to_json()
 
 
@@ -965,11 +965,11 @@ def commit_delivery(home: Home, entry: RegistryEntry,
     summary["source"] = result.manifest["source"]
     summary["records"] = result.manifest["records"]
     if result.status == "committed":
-        log.info("committed %s/%s v%d: %d records, root %s, log entry %d", result.trial,
+        logger.info("committed %s/%s v%d: %d records, root %s, log entry %d", result.trial,
                  result.dataset, result.version, result.manifest["records"],
                  result.manifest["root"], result.log_index)
     else:
-        log.info("unchanged: %s is already %s/%s v%d", validated.staged.name, result.trial,
+        logger.info("unchanged: %s is already %s/%s v%d", validated.staged.name, result.trial,
                  result.dataset, result.version)
     return summary
 
@@ -990,7 +990,7 @@ def notify_failure(home_path: Path, payload: Mapping[str, Any]) -> dict[str, Any
     line = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **payload}
     who = ", ".join(line.get("notify") or line.get("owners") or []) or "nobody registered"
     report = f"; report: {line['report']}" if line.get("report") else ""
-    log.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
+    logger.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
               line.get("error"), report)
     from pipeline.home import file_mode
 
@@ -1015,7 +1015,7 @@ def failure_notifier(entry: RegistryEntry | None = None, *, job: str | None = No
         try:
             _notify_from_context(context, entry, job, tuple(owners), tuple(notify))
         except Exception:  # a broken notification must not hide the failure
-            log.exception("could not record the failure notification")
+            logger.exception("could not record the failure notification")
 
     return callback
 

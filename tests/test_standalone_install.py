@@ -71,7 +71,7 @@ def test_the_base_install_is_the_verifier_alone(verifier_venv: Path, tmp_path: P
     home = Home.init(tmp_path / "home", ORIGIN)
     built = build_dataset(home.log(), home.signer, home.trial_salt_key("CDISCPILOT01"), rows=5)
     proof = tmp_path / "proof.json"
-    proof.write_text(built.bundle(3).to_json())
+    proof.write_text(built.record_proof(3).to_json())
 
     verified = _trialproof(verifier_venv, "verify", proof, "--vkey", home.verifier.vkey,
                            home=home.path)

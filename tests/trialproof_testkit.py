@@ -7,12 +7,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from anchoring.bundle import RecordProof, build_record_proof
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import SALT_SCHEME, canonical_json, leaf_input, record_salt
 from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Signer
+from anchoring.record_proof import RecordProof, build_record_proof
 
 ORIGIN = "trials.example.org/log"
 
@@ -27,7 +27,7 @@ class BuiltDataset:
     manifest: dict[str, Any]
     log_index: int
 
-    def bundle(self, leaf_index: int) -> RecordProof:
+    def record_proof(self, leaf_index: int) -> RecordProof:
         return build_record_proof(
             record=self.records[leaf_index],
             salt=self.salts[leaf_index],

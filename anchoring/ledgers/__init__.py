@@ -4,10 +4,10 @@ Every ledger has one small interface: ``submit(checkpoint)`` returns a
 receipt, and ``verify(receipt, checkpoint)`` returns nothing or raises a
 :class:`~anchoring.errors.VerificationError` saying why not.
 
-- :mod:`anchoring.ledgers.local`: the embedded default, an append-only,
-  hash-chained ledger kept in the log's own database. It shows the whole flow
-  on one machine; it is **not** an external anchor, since whoever controls the
-  log database controls it too.
+- :mod:`anchoring.ledgers.receipts`: the offline checks of receipts, standard
+  library only, for the verifier.
+- The ledger clients (the embedded local ledger among them) are producer side, in
+  :mod:`anchoring._internal.ledgers`.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import BundleVerificationError, VerificationError, VerificationStep
+from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
 
 ETHEREUM_RECEIPT_TYPE = "trialproof/ethereum/v1"
 PAYLOAD_MAGIC = b"TPA1"
@@ -166,22 +166,22 @@ def verify_receipts_online(anchors: Iterable[Mapping[str, Any]], rpc_urls: Seque
         try:
             by_chain[_int(rpc.call("eth_chainId"), "chain ID")] = rpc
         except VerificationError as exc:
-            raise BundleVerificationError(VerificationStep.ANCHOR, str(exc)) from None
+            raise ProofVerificationError(VerificationStep.ANCHOR, str(exc)) from None
     checked = 0
     for i, receipt in enumerate(anchors):
         if receipt.get("type") != ETHEREUM_RECEIPT_TYPE:
             continue
         chain_rpc = by_chain.get(receipt.get("chain_id", -1))
         if chain_rpc is None:
-            raise BundleVerificationError(
+            raise ProofVerificationError(
                 VerificationStep.ANCHOR,
                 f"anchors[{i}]: no --rpc serves chain {receipt.get('chain_id')}")
         try:
             check_receipt_online(receipt, chain_rpc)
         except VerificationError as exc:
-            raise BundleVerificationError(VerificationStep.ANCHOR,
+            raise ProofVerificationError(VerificationStep.ANCHOR,
                                           f"anchors[{i}] online: {exc}") from None
         checked += 1
     if not checked:
-        raise BundleVerificationError(VerificationStep.ANCHOR,
+        raise ProofVerificationError(VerificationStep.ANCHOR,
                                       "the proof carries no ethereum receipt to check online")

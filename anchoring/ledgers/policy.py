@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import BundleVerificationError, VerificationError, VerificationStep
+from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
 from anchoring.ledgers.ethereum import (
     ETHEREUM_RECEIPT_TYPE,
     JsonRpc,
@@ -100,13 +100,13 @@ def check_demands(
 ) -> None:
     """After the receipts were checked: a proof asked to be checked online or against a
     TSA's CA must carry such a receipt, and the witness quorum must have cosigned.
-    Raises :class:`BundleVerificationError` naming the step (``anchor`` or ``witness``)."""
+    Raises :class:`ProofVerificationError` naming the step (``anchor`` or ``witness``)."""
     types = {str(a.get("type")) for a in anchors}
     if demands.rpc_urls and ETHEREUM_RECEIPT_TYPE not in types:
-        raise BundleVerificationError(
+        raise ProofVerificationError(
             VerificationStep.ANCHOR, "the proof carries no ethereum receipt to check online")
     if demands.tsa_ca is not None and RFC3161_RECEIPT_TYPE not in types:
-        raise BundleVerificationError(
+        raise ProofVerificationError(
             VerificationStep.ANCHOR, "the proof carries no RFC 3161 time-stamp receipt")
     if demands.witness_threshold is not None:
         from anchoring.ledgers.witness import check_witness_policy

@@ -122,7 +122,8 @@ def check_local_receipt_format(receipt: Mapping[str, Any]) -> None:
             ("size", _is_count(receipt.get("size"))),
             ("root", _is_hex32(receipt.get("root"))),
             ("checkpoint_sha256", _is_hex32(receipt.get("checkpoint_sha256"))),
-            ("previous", receipt.get("previous", 0) is None or _is_hex32(receipt.get("previous"))),
+            ("previous", "previous" in receipt
+             and (receipt["previous"] is None or _is_hex32(receipt["previous"]))),
             ("anchored_at", is_rfc3339(receipt.get("anchored_at"))),
             ("entry_hash", _is_hex32(receipt.get("entry_hash"))),
         )
@@ -149,7 +150,7 @@ def check_local_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note
 
     Offline this shows the receipt is intact and names this checkpoint; that the
     ledger really holds it, chained to its predecessors, needs the ledger
-    (:meth:`anchoring.ledgers.local.LocalLedger.verify`). Either way the ledger
+    (:meth:`anchoring._internal.ledgers.local.LocalLedger.verify`). Either way the ledger
     is the log operator's own: the receipt is self-asserted.
     """
     check_local_receipt_format(receipt)

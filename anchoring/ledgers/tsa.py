@@ -35,7 +35,7 @@ from typing import Any
 from cryptography import x509
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import BundleVerificationError, VerificationError, VerificationStep
+from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
 from anchoring.note import parse_note
 
 RFC3161_RECEIPT_TYPE = "trialproof/rfc3161/v1"
@@ -146,10 +146,10 @@ def verify_tsa_receipts(anchors: Iterable[Mapping[str, Any]], note: str, ca_file
         try:
             check_rfc3161_receipt(receipt, checkpoint, note, roots)
         except VerificationError as exc:
-            raise BundleVerificationError(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None
+            raise ProofVerificationError(VerificationStep.ANCHOR, f"anchors[{i}]: {exc}") from None
         checked += 1
     if not checked:
-        raise BundleVerificationError(VerificationStep.ANCHOR,
+        raise ProofVerificationError(VerificationStep.ANCHOR,
                                       "the proof carries no RFC 3161 time-stamp receipt")
 
 

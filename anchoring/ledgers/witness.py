@@ -18,7 +18,7 @@ __all__ = [
 
 from collections.abc import Iterable, Sequence
 
-from anchoring.errors import BundleVerificationError, NoteFormatError, VerificationStep
+from anchoring.errors import NoteFormatError, ProofVerificationError, VerificationStep
 from anchoring.note import COSIGNATURE_V1, Note, NoteSignature, Verifier, cosignature_message
 from anchoring.note import parse_note as _parse_note
 
@@ -58,7 +58,7 @@ def valid_cosigners(note: str | Note, witnesses: Iterable[Verifier]) -> list[Ver
 def check_witness_policy(note: str, witnesses: Sequence[Verifier], threshold: int) -> None:
     """Raise at the step ``witness`` unless ``threshold`` of ``witnesses`` cosigned ``note``."""
     if not 1 <= threshold <= len(witnesses):
-        raise BundleVerificationError(
+        raise ProofVerificationError(
             VerificationStep.WITNESS,
             f"a witness threshold of {threshold} needs between 1 and {len(witnesses)} "
             "witness keys",
@@ -66,10 +66,10 @@ def check_witness_policy(note: str, witnesses: Sequence[Verifier], threshold: in
     try:
         cosigners = valid_cosigners(note, witnesses)
     except NoteFormatError as exc:
-        raise BundleVerificationError(VerificationStep.WITNESS, str(exc)) from None
+        raise ProofVerificationError(VerificationStep.WITNESS, str(exc)) from None
     if len(cosigners) < threshold:
         names = ", ".join(w.name for w in cosigners) or "none"
-        raise BundleVerificationError(
+        raise ProofVerificationError(
             VerificationStep.WITNESS,
             f"{len(cosigners)} valid cosignature(s) from the {len(witnesses)} trusted "
             f"witnesses ({names}); the policy needs {threshold}",

@@ -1,4 +1,7 @@
-"""RFC 9162 §2.1 Merkle trees: hashing, proof shapes, a level-keeping tree, and verification."""
+"""RFC 9162 §2.1 Merkle trees: hashing, proof shapes and verification.
+
+The tree builder is producer side: :mod:`anchoring._internal.tree`.
+"""
 
 from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from anchoring.merkle.shape import (
@@ -17,7 +20,6 @@ from anchoring.merkle.verify import (
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
-    "MerkleTree",
     "consistency_proof_length",
     "consistency_ranges",
     "inclusion_proof_length",
@@ -29,12 +31,3 @@ __all__ = [
     "verify_consistency",
     "verify_inclusion",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # The tree builder pulls in DataFusion lazily; verification must not need it.
-    if name == "MerkleTree":
-        from anchoring.merkle.tree import MerkleTree
-
-        return MerkleTree
-    raise AttributeError(name)

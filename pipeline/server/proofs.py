@@ -2,7 +2,7 @@
 worker keeps what it needs to prove records of recently used versions (the contract, the
 tree, the Parquet row-group layout, the key columns, decoded row groups).
 
-The proof itself is :func:`anchoring.bundle.build_record_proof` over the same inputs as
+The proof itself is :func:`anchoring.record_proof.build_record_proof` over the same inputs as
 :func:`pipeline.prove.prove_record`: the record's typed values, its salt, the dataset
 tree, the manifest and the log, against the newest anchored checkpoint covering it.
 """
@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from anchoring.bundle import RecordProof, build_record_proof
-from anchoring.merkle.tree import MerkleTree
+from anchoring._internal.tree import MerkleTree
+from anchoring.record_proof import RecordProof, build_record_proof
 from pipeline.contract import Contract
 from pipeline.home import Home
 from pipeline.store import SALT_COLUMN, VersionInfo

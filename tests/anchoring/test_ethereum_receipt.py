@@ -11,7 +11,7 @@ import pytest
 from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import BundleVerificationError, VerificationError
+from anchoring.errors import ProofVerificationError, VerificationError
 from anchoring.ledgers.ethereum import anchor_payload, check_ethereum_receipt
 from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
@@ -55,7 +55,7 @@ def test_a_receipt_for_a_later_checkpoint_with_its_consistency_proof(tmp_path: P
     signer = Signer.generate(ORIGIN)
     log = TransparencyLog(f"sqlite:///{tmp_path / 'log.db'}", ORIGIN)
     data = build_dataset(log, signer, b"k" * 32, rows=5)
-    proof = data.bundle(2)
+    proof = data.record_proof(2)
     early = Checkpoint.from_body(parse_note(proof.checkpoint).text)
     for i in range(3):
         log.append(f"later {i}".encode())
@@ -67,7 +67,7 @@ def test_a_receipt_for_a_later_checkpoint_with_its_consistency_proof(tmp_path: P
 
     hashes = receipt["consistency_proof"]
     wrong = {**receipt, "consistency_proof": ["00" * 32, *hashes[1:]]}  # right length, wrong hash
-    with pytest.raises(BundleVerificationError) as failed:
+    with pytest.raises(ProofVerificationError) as failed:
         verify_record_proof(dataclasses.replace(proof, anchors=(wrong,)), [signer.verifier])
     assert failed.value.step.value == "anchor"
     stale = receipt_for(early)  # commits to the proof's own checkpoint: fine too

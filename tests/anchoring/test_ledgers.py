@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.ledgers.local import LocalLedger
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import BundleVerificationError, VerificationError, VerificationStep
-from anchoring.ledgers.local import LocalLedger
+from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
 from anchoring.ledgers.receipts import check_local_receipt
 from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
@@ -77,7 +77,7 @@ def _anchored_dataset(log: TransparencyLog) -> tuple[BuiltDataset, LocalLedger]:
 
 def test_a_record_proof_with_its_receipt_verifies(log: TransparencyLog) -> None:
     built, ledger = _anchored_dataset(log)
-    proof = built.bundle(2)
+    proof = built.record_proof(2)
     receipt = ledger.submit(proof.checkpoint)
     verify_record_proof(dataclasses.replace(proof, anchors=(receipt,)), [built.signer.verifier])
 
@@ -86,7 +86,7 @@ def test_a_receipt_for_a_later_checkpoint_needs_a_valid_consistency_proof(
     log: TransparencyLog,
 ) -> None:
     built, ledger = _anchored_dataset(log)
-    proof = built.bundle(2)
+    proof = built.record_proof(2)
     for i in range(5):
         log.append(f"later {i}".encode())
     later = log.sign_checkpoint(built.signer)
@@ -96,12 +96,12 @@ def test_a_receipt_for_a_later_checkpoint_needs_a_valid_consistency_proof(
     verify_record_proof(dataclasses.replace(proof, anchors=(attached,)), [built.signer.verifier])
 
     broken = dict(attached, consistency_proof=["00" * 32, *consistency[1:]])
-    with pytest.raises(BundleVerificationError) as info:
+    with pytest.raises(ProofVerificationError) as info:
         verify_record_proof(dataclasses.replace(proof, anchors=(broken,)),
                             [built.signer.verifier])
     assert info.value.step is VerificationStep.ANCHOR
     missing = {k: v for k, v in attached.items() if k != "consistency_proof"}
-    with pytest.raises(BundleVerificationError, match="consistency_proof"):
+    with pytest.raises(ProofVerificationError, match="consistency_proof"):
         verify_record_proof(dataclasses.replace(proof, anchors=(missing,)),
                             [built.signer.verifier])
 

@@ -16,11 +16,11 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 
 import anchoring.log as log_module
+from anchoring._internal.tree import MerkleTree
 from anchoring.checkpoint import open_checkpoint
 from anchoring.errors import LogConsistencyError, LogDatabaseError, LogError
 from anchoring.log import LogEntry, TransparencyLog, log_checkpoints, log_entries, log_nodes
 from anchoring.merkle.hasher import EMPTY_ROOT, leaf_hash
-from anchoring.merkle.tree import MerkleTree
 from anchoring.merkle.verify import verify_consistency, verify_inclusion
 from anchoring.note import Signer
 

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from anchoring.canonical import SALT_SCHEME, SALT_SCHEME_V1, SALT_SCHEME_V2
-from anchoring.errors import BundleFormatError
+from anchoring.errors import ProofFormatError
 from anchoring.manifest import MANIFEST_TYPE, check_manifest, manifest_salt_scheme
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "formats" / "manifest.schema.json"
@@ -82,5 +82,5 @@ def test_a_manifest_without_salt_scheme_used_the_first_scheme() -> None:
     ],
 )
 def test_malformed_additive_fields_are_refused(extra: dict[str, Any], field: str) -> None:
-    with pytest.raises(BundleFormatError, match=field):
+    with pytest.raises(ProofFormatError, match=field):
         check_manifest(manifest(**extra))

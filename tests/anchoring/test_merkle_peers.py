@@ -19,6 +19,7 @@ import rfc9162_reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.errors import ProofShapeError, RootMismatchError
 from anchoring.merkle import (
     consistency_ranges,
@@ -28,7 +29,6 @@ from anchoring.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from anchoring.merkle.tree import MerkleTree
 
 try:
     import pymerkle

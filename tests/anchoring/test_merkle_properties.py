@@ -16,7 +16,7 @@ import rfc9162_reference as ref
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from anchoring import batch
+from anchoring._internal.tree import MerkleTree, join_subtree_levels, node_levels
 from anchoring.errors import (
     AnchoringError,
     MalformedError,
@@ -31,7 +31,6 @@ from anchoring.merkle import (
     verify_inclusion,
 )
 from anchoring.merkle.hasher import node_hash
-from anchoring.merkle.tree import MerkleTree
 
 # -- inputs ------------------------------------------------------------------------
 
@@ -365,29 +364,15 @@ def test_open_rejects_damaged_files(tmp_path: Path) -> None:
             MerkleTree.open(bad)
 
 
-# -- the vectorized build path -------------------------------------------------------------
+# -- large trees, built with the default (hashlib) hasher ---------------------------------------
 
 
-@pytest.mark.parametrize("n", [2048, 2049, 4097, 8191, 10000, 16385])
-def test_vectorized_build_matches_reference(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """Trees of >= VECTOR_THRESHOLD leaves hash through DataFusion; the result must equal
-    the reference and the plain per-hash loop, level by level."""
-    assert n >= batch.VECTOR_THRESHOLD
-    calls: list[int] = []
-    real_digests = batch._digests
-
-    def spy(
-        engine: Any, expression: Any, columns: dict[str, Any], threads: int | None = None
-    ) -> bytes:
-        calls.append(len(columns["m"]))
-        digests: bytes = real_digests(engine, expression, columns, threads)
-        return digests
-
-    monkeypatch.setattr(batch, "_digests", spy)
+@pytest.mark.parametrize("n", [2048, 2049, 4097, 8191])
+def test_large_build_matches_reference(n: int) -> None:
+    """A tree of thousands of leaves equals the reference and the per-hash loop, level by
+    level (the vectorized hasher is checked against this one in tests/pipeline)."""
     leaves = seeded_leaves(n, n)
     tree = MerkleTree.from_leaf_inputs(leaves)
-    assert calls and calls[0] == n, "the vectorized path was not taken"
-
     assert tree.leaf_hashes() == b"".join(ref.rfc_leaf(x) for x in leaves)
     plain = [tree.leaf_hashes()[i : i + 32] for i in range(0, 32 * n, 32)]
     for level in range(1, n.bit_length()):  # each level against pairs hashed one by one
@@ -401,11 +386,16 @@ def test_vectorized_build_matches_reference(monkeypatch: pytest.MonkeyPatch, n: 
         assert tree.consistency_proof(m) == ref.proof(m, leaves)
 
 
-def test_vectorized_build_accepts_a_polars_series() -> None:
-    """A polars Binary Series (how the pipeline hands leaves over) builds the same tree."""
-    import polars as pl
-
-    leaves = seeded_leaves(5, 5000)
-    series = pl.Series("leaf", leaves, dtype=pl.Binary)
-    assert MerkleTree.from_leaf_inputs(series).root() == ref.mth(leaves)
-    assert MerkleTree.from_leaf_inputs(series[:100]).root() == ref.mth(leaves[:100])
+def test_joined_subtree_levels_need_equal_power_of_two_runs() -> None:
+    hashes = b"".join(ref.rfc_leaf(bytes([i])) for i in range(10))
+    uneven = [node_levels(hashes[: 3 * 32]), node_levels(hashes[3 * 32 :])]
+    with pytest.raises(ValueError, match="power of two"):
+        join_subtree_levels(uneven)
+    unequal = [
+        node_levels(hashes[: 2 * 32]),
+        node_levels(hashes[2 * 32 : 6 * 32]),
+        node_levels(hashes[6 * 32 :]),
+    ]
+    with pytest.raises(ValueError, match="power of two"):
+        join_subtree_levels(unequal)
+    assert join_subtree_levels([]) == []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from trialproof_paths import VECTORS_DIR
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.checkpoint import Checkpoint, open_checkpoint
 from anchoring.errors import AnchoringError, InvalidHashError, RootMismatchError
 from anchoring.merkle import (
@@ -24,7 +25,6 @@ from anchoring.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Verifier
 
 VECTOR_DIR = VECTORS_DIR / "merkle"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.checkpoint import Checkpoint, TlogProof, open_checkpoint, parse_tlog_proof
 from anchoring.errors import KeyFormatError, NoteFormatError, SignatureError
 from anchoring.merkle import leaf_hash, verify_inclusion
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import (
     COSIGNATURE_V1,
     ED25519,

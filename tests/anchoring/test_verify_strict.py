@@ -15,25 +15,15 @@ import pytest
 from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
-from anchoring.bundle import (
-    MAX_BUNDLE_BYTES,
-    EntryProof,
-    RecordProof,
-    build_entry_proof,
-    build_record_proof,
-    parse_entry_proof,
-    parse_proof,
-    parse_record_proof,
-    read_proof_file,
-)
+from anchoring._internal.ledgers.local import LocalLedger
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input
 from anchoring.errors import (
-    BundleFormatError,
-    BundleVerificationError,
+    ProofFormatError,
+    ProofVerificationError,
     ReceiptFormatError,
     VerificationStep,
 )
-from anchoring.ledgers.local import LocalLedger
 from anchoring.ledgers.receipts import (
     LOCAL_RECEIPT_TYPE,
     OFFLINE_CHECKS,
@@ -44,8 +34,18 @@ from anchoring.ledgers.receipts import (
 )
 from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Signer
+from anchoring.record_proof import (
+    MAX_PROOF_BYTES,
+    EntryProof,
+    RecordProof,
+    build_entry_proof,
+    build_record_proof,
+    parse_entry_proof,
+    parse_proof,
+    parse_record_proof,
+    read_proof_file,
+)
 from anchoring.verify import (
     AnchorPolicy,
     VerifiedEntry,
@@ -84,11 +84,11 @@ def _with_duplicate(text: str, anchor: str, duplicate: str) -> str:
 
 def test_a_fake_record_placed_before_the_real_one_is_malformed(built: BuiltDataset) -> None:
     """With last-wins parsing this verified, while a first-wins reader saw the fake."""
-    real = built.bundle(2).to_json()
+    real = built.record_proof(2).to_json()
     fake = json.dumps(dict(built.records[2], AGE=99))
     forged = '{"record": ' + fake + "," + real.lstrip()[1:]
     assert json.loads(forged)["record"] == built.records[2]  # the last one wins in json.loads
-    with pytest.raises(BundleFormatError, match="duplicate key"):
+    with pytest.raises(ProofFormatError, match="duplicate key"):
         parse_proof(forged)
 
 
@@ -104,11 +104,11 @@ def test_a_fake_record_placed_before_the_real_one_is_malformed(built: BuiltDatas
 def test_duplicate_keys_at_any_depth_are_malformed(
     built: BuiltDataset, log: TransparencyLog, anchor: str, duplicate: str
 ) -> None:
-    proof = built.bundle(2)
+    proof = built.record_proof(2)
     receipt = LocalLedger(log).submit(proof.checkpoint)
     text = dataclasses.replace(proof, anchors=(receipt,)).to_json()
     _verify_text(text, built)
-    with pytest.raises(BundleFormatError, match="duplicate key"):
+    with pytest.raises(ProofFormatError, match="duplicate key"):
         parse_proof(_with_duplicate(text, anchor, duplicate))
 
 
@@ -117,26 +117,26 @@ def test_duplicate_keys_at_any_depth_are_malformed(
 
 def test_the_size_cap_applies_before_reading(tmp_path: Path) -> None:
     started = time.monotonic()
-    with pytest.raises(BundleFormatError, match="larger than"):
+    with pytest.raises(ProofFormatError, match="larger than"):
         read_proof_file("/dev/zero")
     assert time.monotonic() - started < 10
     big = tmp_path / "big.json"
-    big.write_bytes(b" " * (MAX_BUNDLE_BYTES + 1))
-    with pytest.raises(BundleFormatError, match="larger than"):
+    big.write_bytes(b" " * (MAX_PROOF_BYTES + 1))
+    with pytest.raises(ProofFormatError, match="larger than"):
         read_proof_file(big)
 
 
 def test_a_receipt_nested_985_deep_is_malformed(built: BuiltDataset) -> None:
-    obj = json.loads(built.bundle(0).to_json())
+    obj = json.loads(built.record_proof(0).to_json())
     obj["anchors"] = [{"type": LOCAL_RECEIPT_TYPE, "x": "DEEP"}]
     text = json.dumps(obj).replace('"DEEP"', "[" * 985 + "]" * 985)
-    with pytest.raises(BundleFormatError, match="nests deeper"):
+    with pytest.raises(ProofFormatError, match="nests deeper"):
         parse_proof(text)
     deep: list[Any] = []
     for _ in range(985):
         deep = [deep]
     obj["anchors"] = [{"type": LOCAL_RECEIPT_TYPE, "x": deep}]
-    with pytest.raises(BundleFormatError, match="nests deeper"):
+    with pytest.raises(ProofFormatError, match="nests deeper"):
         parse_proof(obj)  # a parsed object is held to the same limit
 
 
@@ -191,12 +191,12 @@ def test_a_re_serialized_proof_still_verifies(
 
 def test_an_integral_double_counts_as_an_integer(built: BuiltDataset) -> None:
     """JSON Schema: 2.0 is an integer. 2.5 is not, and is malformed."""
-    obj = json.loads(built.bundle(2).to_json())
+    obj = json.loads(built.record_proof(2).to_json())
     text = json.dumps({**obj, "leaf_index": 2.0, "dataset_size": 6.0})
     assert '"leaf_index": 2.0' in text
-    assert parse_record_proof(text) == built.bundle(2)
+    assert parse_record_proof(text) == built.record_proof(2)
     _verify_text(text, built)
-    with pytest.raises(BundleFormatError):
+    with pytest.raises(ProofFormatError):
         parse_record_proof(json.dumps({**obj, "leaf_index": 2.5}))
 
 
@@ -204,7 +204,7 @@ def test_an_integral_double_counts_as_an_integer(built: BuiltDataset) -> None:
 
 
 def _local_receipt(built: BuiltDataset, log: TransparencyLog) -> tuple[RecordProof, dict[str, Any]]:
-    proof = built.bundle(2)
+    proof = built.record_proof(2)
     return proof, LocalLedger(log).submit(proof.checkpoint)
 
 
@@ -225,7 +225,7 @@ def test_a_local_receipt_is_checked_but_self_asserted(
     assert checked.proves == "self-asserted (local ledger, not independent)"
     assert result.log.anchored and not result.log.independently_anchored
     verify_record_proof(with_receipt, [built.signer.verifier], require_anchor=AnchorPolicy.ANY)
-    with pytest.raises(BundleVerificationError) as info:
+    with pytest.raises(ProofVerificationError) as info:
         verify_record_proof(
             with_receipt, [built.signer.verifier], require_anchor=AnchorPolicy.INDEPENDENT
         )
@@ -242,16 +242,16 @@ def test_a_forged_receipt_naming_bitcoin_is_no_independent_anchor(
     (checked,) = result.log.receipts
     assert not checked.independent and not result.log.independently_anchored
     assert "bitcoin" not in checked.proves and "not independent" in checked.proves
-    with pytest.raises(BundleVerificationError):
+    with pytest.raises(ProofVerificationError):
         verify_record_proof(dataclasses.replace(proof, anchors=(forged,)),
                             [built.signer.verifier], require_anchor=AnchorPolicy.INDEPENDENT)
 
 
 def test_without_receipts_require_anchor_fails(built: BuiltDataset) -> None:
-    proof = built.bundle(2)
+    proof = built.record_proof(2)
     assert verify_record_proof(proof, [built.signer.verifier]).log.receipts == ()
     for policy in AnchorPolicy:
-        with pytest.raises(BundleVerificationError) as info:
+        with pytest.raises(ProofVerificationError) as info:
             verify_record_proof(proof, [built.signer.verifier], require_anchor=policy)
         assert info.value.step is VerificationStep.ANCHOR
 
@@ -301,7 +301,7 @@ def test_receipt_fields_are_checked_for_form(
     forged = _resealed(receipt, **changes)
     with pytest.raises(ReceiptFormatError):
         check_local_receipt_format(forged)
-    with pytest.raises(BundleFormatError, match=r"anchors\[0\]"):
+    with pytest.raises(ProofFormatError, match=r"anchors\[0\]"):
         verify_record_proof(dataclasses.replace(proof, anchors=(forged,)),
                             [built.signer.verifier])
 
@@ -355,10 +355,10 @@ def test_an_entry_proof_follows_steps_2_to_4(built: BuiltDataset, log: Transpare
     proof = _document_entry_proof(log, built.signer)
     trusted = [built.signer.verifier]
     edited = dataclasses.replace(proof, entry={**proof.entry, "sha256": "e" * 64})
-    with pytest.raises(BundleVerificationError) as info:
+    with pytest.raises(ProofVerificationError) as info:
         verify_entry_proof(edited, trusted)
     assert info.value.step is VerificationStep.LOG_PATH
-    with pytest.raises(BundleVerificationError) as info:
+    with pytest.raises(ProofVerificationError) as info:
         verify_entry_proof(proof, [Signer.generate(ORIGIN).verifier])
     assert info.value.step is VerificationStep.CHECKPOINT_SIGNATURE
     receipt = LocalLedger(log).submit(proof.checkpoint)
@@ -366,7 +366,7 @@ def test_an_entry_proof_follows_steps_2_to_4(built: BuiltDataset, log: Transpare
     result = verify_entry_proof(anchored, trusted, require_anchor=AnchorPolicy.ANY)
     assert [r.checked for r in result.log.receipts] == [True, False]
     broken = dataclasses.replace(proof, anchors=(dict(receipt, entry_hash="0" * 64),))
-    with pytest.raises(BundleVerificationError) as info:
+    with pytest.raises(ProofVerificationError) as info:
         verify_entry_proof(broken, trusted)
     assert info.value.step is VerificationStep.ANCHOR
 
@@ -381,7 +381,7 @@ def test_malformed_entry_proofs(built: BuiltDataset, log: TransparencyLog) -> No
         {k: v for k, v in good.items() if k != "anchors"},
         {**good, "type": "trialproof/other-proof/v1"},
     ):
-        with pytest.raises(BundleFormatError):
+        with pytest.raises(ProofFormatError):
             parse_proof(json.dumps(case))
 
 
@@ -400,7 +400,7 @@ def test_entry_proofs_match_their_published_schema(
 def test_a_manifest_entry_proof_verifies_like_the_record_proofs_log_part(
     built: BuiltDataset,
 ) -> None:
-    record = built.bundle(1)
+    record = built.record_proof(1)
     entry = build_entry_proof(entry=built.manifest, log=built.log, log_index=built.log_index,
                               checkpoint=record.checkpoint)
     assert (entry.log_proof, entry.log_size) == (record.log_proof, record.log_size)

@@ -100,7 +100,8 @@ def test_two_witnesses_cosign_and_a_2_of_2_policy_holds(
     assert len(parse_note(note).signatures) == 3 and list(receipts) == ["local"]
 
     proof_path = tmp_path / "proof.json"
-    bundle = dataclasses.replace(data.bundle(2), checkpoint=note, anchors=(receipts["local"],))
+    bundle = dataclasses.replace(data.record_proof(2), checkpoint=note,
+                                 anchors=(receipts["local"],))
     proof_path.write_text(bundle.to_json())
     policy = [arg for _, vkey, _ in witnesses for arg in ("--witness", vkey)]
     assert verify_cli(proof_path, home, *policy, "--witness-threshold", "2")[0] == 0

@@ -269,7 +269,7 @@ def test_an_unreadable_log_database_is_a_finding(home: Home) -> None:
 def test_an_anchoring_killed_midway_is_finished_with_one_ledger_entry_per_size(
     home: Home, step: str
 ) -> None:
-    from anchoring.ledgers.local import LocalLedger
+    from anchoring._internal.ledgers.local import LocalLedger
     from pipeline.anchor import ANCHOR_STEPS
     from pipeline.store import KILL_AFTER_STEP_ENV
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
-from anchoring.bundle import RECORD_PROOF_FIELDS
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import Verifier
+from anchoring.record_proof import RECORD_PROOF_FIELDS
 from pipeline.cli import main
 from pipeline.home import Home
 
@@ -88,16 +88,16 @@ def test_checkpoint_and_consistency(home: Home, built: BuiltDataset) -> None:
 
 
 def test_verify_exit_codes(home: Home, built: BuiltDataset, tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle.json"
-    bundle.write_text(built.bundle(4).to_json())
-    ok = run("verify", str(bundle), "--vkey", home.verifier.vkey)
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(built.record_proof(4).to_json())
+    ok = run("verify", str(proof_file), "--vkey", home.verifier.vkey)
     assert ok.returncode == 0, ok.stderr
     assert "verified" in ok.stdout
 
-    obj = json.loads(bundle.read_text())
+    obj = json.loads(proof_file.read_text())
     obj["record"]["AGE"] += 1
-    bundle.write_text(json.dumps(obj))
-    failed = run("verify", str(bundle), "--vkey", home.verifier.vkey, "--json")
+    proof_file.write_text(json.dumps(obj))
+    failed = run("verify", str(proof_file), "--vkey", home.verifier.vkey, "--json")
     assert failed.returncode == 1
     payload = json.loads(failed.stdout)
     assert {k: payload.pop(k) for k in ("verified", "step", "reason")} == {
@@ -109,8 +109,8 @@ def test_verify_exit_codes(home: Home, built: BuiltDataset, tmp_path: Path) -> N
     assert sorted(payload) == ["computed_root", "expected_root", "leaf_hash"]
     assert len(failed.stderr.strip().splitlines()) == 1
 
-    bundle.write_text("{not json")
-    malformed = run("verify", str(bundle), "--vkey", home.verifier.vkey)
+    proof_file.write_text("{not json")
+    malformed = run("verify", str(proof_file), "--vkey", home.verifier.vkey)
     assert malformed.returncode == 2
     assert "Traceback" not in malformed.stderr and "not valid JSON" in malformed.stderr
 
@@ -118,16 +118,16 @@ def test_verify_exit_codes(home: Home, built: BuiltDataset, tmp_path: Path) -> N
 def test_verify_with_a_vkey_file_and_an_untrusted_key(
     home: Home, built: BuiltDataset, tmp_path: Path
 ) -> None:
-    bundle = tmp_path / "bundle.json"
-    bundle.write_text(built.bundle(0).to_json())
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(built.record_proof(0).to_json())
     keys = tmp_path / "trusted.vkeys"
     keys.write_text(home.verifier.vkey + "\n")
-    assert run("verify", str(bundle), "--vkey", str(keys)).returncode == 0
+    assert run("verify", str(proof_file), "--vkey", str(keys)).returncode == 0
     other = Home.init(tmp_path / "other", ORIGIN)
-    result = run("verify", str(bundle), "--vkey", other.verifier.vkey)
+    result = run("verify", str(proof_file), "--vkey", other.verifier.vkey)
     assert result.returncode == 1
     assert "checkpoint signature" in result.stderr
-    garbage = run("verify", str(bundle), "--vkey", "not-a-vkey")
+    garbage = run("verify", str(proof_file), "--vkey", "not-a-vkey")
     assert garbage.returncode == 2
 
 
@@ -153,7 +153,7 @@ _json_values = st.recursive(
     drop=st.booleans(),
     junk=st.binary(max_size=40),
 )
-def test_fuzzed_bundles_exit_1_or_2_never_crash(
+def test_fuzzed_proofs_exit_1_or_2_never_crash(
     home: Home,
     built: BuiltDataset,
     tmp_path: Path,
@@ -163,22 +163,22 @@ def test_fuzzed_bundles_exit_1_or_2_never_crash(
     drop: bool,
     junk: bytes,
 ) -> None:
-    original = built.bundle(2)
+    original = built.record_proof(2)
     obj = json.loads(original.to_json())
     if drop:
         obj.pop(field)
     else:
         obj[field] = value
-    bundle = tmp_path / "fuzz.json"
-    bundle.write_bytes(json.dumps(obj).encode() + (junk if len(junk) % 3 == 0 else b""))
+    proof_file = tmp_path / "fuzz.json"
+    proof_file.write_bytes(json.dumps(obj).encode() + (junk if len(junk) % 3 == 0 else b""))
     with pytest.raises(SystemExit) as info:
-        main(["verify", str(bundle), "--vkey", home.verifier.vkey])
+        main(["verify", str(proof_file), "--vkey", home.verifier.vkey])
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
     if info.value.code == 0:  # only a mutation that changed nothing may verify
-        from anchoring.bundle import parse_record_proof
+        from anchoring.record_proof import parse_record_proof
 
-        assert parse_record_proof(bundle.read_bytes()) == original
+        assert parse_record_proof(proof_file.read_bytes()) == original
         return
     assert info.value.code in (1, 2), err
     assert len(err.strip().splitlines()) == 1

@@ -50,7 +50,7 @@ def test_vkey_and_verify_load_no_database_arrow_or_pandas(tmp_path: Path) -> Non
     home = Home.init(tmp_path / "home", ORIGIN)
     built = build_dataset(home.log(), home.signer, home.trial_salt_key("T1"), rows=3)
     proof = tmp_path / "proof.json"
-    proof.write_text(built.bundle(1).to_json())
+    proof.write_text(built.record_proof(1).to_json())
     for args in (["vkey"], ["verify", str(proof), "--vkey", home.verifier.vkey]):
         code, modules = loaded_by(args, home.path)
         assert code == 0, args

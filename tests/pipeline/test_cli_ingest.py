@@ -81,9 +81,9 @@ def test_ingest_prove_verify_diff_anchor_audit(home: Path, pilot_dir: Path,
                "STUDYID=CDISCPILOT01,USUBJID=01-701-1015", "--out", str(proof),
                "--tlog-proof", str(tlog))
     assert made.returncode == 0, made.stderr
-    bundle = json.loads(proof.read_text())
-    assert bundle["record"]["USUBJID"] == "01-701-1015"
-    assert bundle["anchors"] and bundle["anchors"][0]["type"] == "trialproof/local-ledger/v1"
+    parsed = json.loads(proof.read_text())
+    assert parsed["record"]["USUBJID"] == "01-701-1015"
+    assert parsed["anchors"] and parsed["anchors"][0]["type"] == "trialproof/local-ledger/v1"
     assert tlog.read_text().startswith("c2sp.org/tlog-proof@v1\nindex 1\n")
     vkey = run(home, "vkey").stdout.strip()
     checked = run(home, "verify", str(proof), "--vkey", vkey)

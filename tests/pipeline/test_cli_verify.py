@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
-from anchoring.bundle import build_entry_proof, build_record_proof
+from anchoring._internal.ledgers.local import LocalLedger
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input, record_salt
-from anchoring.ledgers.local import LocalLedger
 from anchoring.ledgers.receipts import local_entry_hash
 from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Signer
+from anchoring.record_proof import build_entry_proof, build_record_proof
 from pipeline.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def _write(tmp_path: Path, text: str, name: str = "proof.json") -> str:
 def test_verify_prints_what_it_verified(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, tmp_path: Path
 ) -> None:
-    proof = built.bundle(3)
+    proof = built.record_proof(3)
     path = _write(tmp_path, proof.to_json())
     code, out, err = cli(capsys, path, "--vkey", built.signer.verifier.vkey)
     assert code == 0, err
@@ -133,7 +133,7 @@ def test_contract_names_the_records_key(
 def test_altered_record_names_record_and_salt(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, tmp_path: Path
 ) -> None:
-    obj = json.loads(built.bundle(3).to_json())
+    obj = json.loads(built.record_proof(3).to_json())
     obj["record"]["SEX"] = "X"
     path = _write(tmp_path, json.dumps(obj))
     code, out, err = cli(capsys, path, "--vkey", built.signer.verifier.vkey)
@@ -151,7 +151,7 @@ def test_altered_record_names_record_and_salt(
 def test_origin_is_printed_and_can_be_required(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, built.bundle(1).to_json())
+    path = _write(tmp_path, built.record_proof(1).to_json())
     vkey = built.signer.verifier.vkey
     assert cli(capsys, path, "--vkey", vkey, "--origin", ORIGIN)[0] == 0
     code, _, err = cli(capsys, path, "--vkey", vkey, "--origin", "evil.example/log")
@@ -163,7 +163,7 @@ def test_require_anchor(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, log: TransparencyLog,
     tmp_path: Path,
 ) -> None:
-    proof = built.bundle(1)
+    proof = built.record_proof(1)
     vkey = built.signer.verifier.vkey
     bare = _write(tmp_path, proof.to_json(), "bare.json")
     unknown = _write(tmp_path, dataclasses.replace(
@@ -196,7 +196,7 @@ def test_a_forged_bitcoin_receipt_reads_as_self_asserted(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, log: TransparencyLog,
     tmp_path: Path,
 ) -> None:
-    proof = built.bundle(1)
+    proof = built.record_proof(1)
     receipt = LocalLedger(log).submit(proof.checkpoint)
     body = {k: v for k, v in receipt.items() if k != "entry_hash"}
     body["ledger"] = "bitcoin-mainnet"
@@ -231,7 +231,7 @@ def test_a_forged_bitcoin_receipt_reads_as_self_asserted(
 def test_structural_faults_exit_2(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, tmp_path: Path, mutate: Any
 ) -> None:
-    text = built.bundle(1).to_json()
+    text = built.record_proof(1).to_json()
     changed = mutate(text)
     assert changed != text
     code, _, err = cli(capsys, _write(tmp_path, changed), "--vkey", built.signer.verifier.vkey)
@@ -242,7 +242,7 @@ def test_structural_faults_exit_2(
 def test_an_integral_leaf_index_verifies(
     capsys: pytest.CaptureFixture[str], built: BuiltDataset, tmp_path: Path
 ) -> None:
-    text = built.bundle(1).to_json().replace('"leaf_index": 1', '"leaf_index": 1.0')
+    text = built.record_proof(1).to_json().replace('"leaf_index": 1', '"leaf_index": 1.0')
     assert cli(capsys, _write(tmp_path, text), "--vkey", built.signer.verifier.vkey)[0] == 0
 
 
@@ -284,8 +284,8 @@ def test_python_m_anchoring_verify_is_the_same_verifier(
 ) -> None:
     """The standalone tool: the CLI's exit statuses and output, no warning, stdlib+cryptography."""
     vkey = built.signer.verifier.vkey
-    good = _write(tmp_path, built.bundle(2).to_json(), "good.json")
-    obj = json.loads(built.bundle(2).to_json())
+    good = _write(tmp_path, built.record_proof(2).to_json(), "good.json")
+    obj = json.loads(built.record_proof(2).to_json())
     obj["record"]["AGE"] += 1
     tampered = _write(tmp_path, json.dumps(obj), "tampered.json")
     malformed = _write(tmp_path, "{not json", "malformed.json")

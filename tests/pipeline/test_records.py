@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import (
     SALT_SCHEME_V1,
     SALT_SCHEME_V2,
@@ -24,7 +25,6 @@ from anchoring.canonical import (
 )
 from anchoring.errors import CanonicalizationError
 from anchoring.merkle.hasher import leaf_hash
-from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import parse_contract
 from pipeline.records import (
     canonical_records,

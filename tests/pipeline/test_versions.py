@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.ingest
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import (
     SALT_SCHEME_V1,
     SALT_SCHEME_V2,
@@ -25,7 +26,6 @@ from anchoring.canonical import (
 )
 from anchoring.manifest import check_manifest, manifest_salt_scheme
 from anchoring.merkle.hasher import leaf_hash
-from anchoring.merkle.tree import MerkleTree
 from anchoring.verify import verify_record_proof
 from pipeline.audit import audit
 from pipeline.cli import main

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TRIAL, ServedHome, start_server, stop_server
 
+from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input
 from anchoring.checkpoint import Checkpoint
-from anchoring.merkle.tree import MerkleTree
 from anchoring.note import COSIGNATURE_V1, Signer, parse_note
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from conftest import TRIAL, ServedHome
 
-from anchoring.bundle import parse_record_proof
 from anchoring.canonical import canonical_json
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import AnchoringError, BundleFormatError, BundleVerificationError
+from anchoring.errors import AnchoringError, ProofFormatError, ProofVerificationError
 from anchoring.merkle.verify import root_from_inclusion_proof
 from anchoring.note import Signer, Verifier, open_note, parse_note
+from anchoring.record_proof import parse_record_proof
 from anchoring.verify import verify_record_proof
 
 HERE = Path(__file__).resolve().parent
@@ -132,9 +132,9 @@ def test_generated_record_proofs_agree(served: ServedHome) -> None:
             try:
                 verify_record_proof(parse_record_proof(json.dumps(mutated)), trusted)
                 verdict: tuple[bool, str | None] = (True, None)
-            except BundleFormatError:
+            except ProofFormatError:
                 verdict = (False, "malformed")
-            except BundleVerificationError as exc:
+            except ProofVerificationError as exc:
                 verdict = (False, exc.step.value)
             cases.append({"kind": "proof", "proof": mutated, "vkeys": [served.vkey]})
             expected.append((name, verdict))

@@ -12,10 +12,10 @@ import pytest
 from conftest import TRIAL, ServedHome, dm_csv
 from fastapi.testclient import TestClient
 
-from anchoring.bundle import parse_record_proof
 from anchoring.checkpoint import open_checkpoint, parse_tlog_proof
 from anchoring.merkle.verify import verify_consistency
 from anchoring.note import Verifier
+from anchoring.record_proof import parse_record_proof
 from anchoring.verify import verify_record_proof
 from pipeline.server import create_app
 from pipeline.server.tokens import TokenStore

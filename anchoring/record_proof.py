@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = [
     "ENTRY_PROOF_FIELDS",
     "ENTRY_PROOF_TYPE",
-    "MAX_BUNDLE_BYTES",
+    "MAX_PROOF_BYTES",
     "MAX_PROOF_HASHES",
     "RECORD_PROOF_FIELDS",
     "RECORD_PROOF_TYPE",
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from anchoring.checkpoint import Checkpoint, TlogProof
-from anchoring.errors import BundleFormatError, MalformedError, NoteFormatError
+from anchoring.errors import MalformedError, NoteFormatError, ProofFormatError
 from anchoring.ijson import check_json_value, load_i_json
 from anchoring.merkle.shape import inclusion_proof_length
 from anchoring.note import parse_note
@@ -51,22 +51,22 @@ ENTRY_PROOF_TYPE = "trialproof/entry-proof/v1"
 ENTRY_PROOF_FIELDS = ("entry", "log_index", "log_size", "log_proof", "checkpoint", "anchors")
 #: A tree of 2**63 leaves needs at most 63 hashes in a proof.
 MAX_PROOF_HASHES = 63
-MAX_BUNDLE_BYTES = 16 << 20
+MAX_PROOF_BYTES = 16 << 20
 _MAX_INDEX = (1 << 63) - 1
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 def _hash(value: Any, where: str) -> bytes:
     if not isinstance(value, str) or not _HEX32.fullmatch(value):
-        raise BundleFormatError(f"{where} must be 64 lowercase hex digits (a 32-byte hash)")
+        raise ProofFormatError(f"{where} must be 64 lowercase hex digits (a 32-byte hash)")
     return bytes.fromhex(value)
 
 
 def _hashes(value: Any, where: str) -> tuple[bytes, ...]:
     if not isinstance(value, list):
-        raise BundleFormatError(f"{where} must be a list of hex hashes")
+        raise ProofFormatError(f"{where} must be a list of hex hashes")
     if len(value) > MAX_PROOF_HASHES:
-        raise BundleFormatError(f"{where} has {len(value)} hashes; at most {MAX_PROOF_HASHES}")
+        raise ProofFormatError(f"{where} has {len(value)} hashes; at most {MAX_PROOF_HASHES}")
     return tuple(_hash(h, f"{where}[{i}]") for i, h in enumerate(value))
 
 
@@ -75,7 +75,7 @@ def _count(value: Any, where: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_INDEX:
-        raise BundleFormatError(f"{where} must be an integer in 0..2**63-1")
+        raise ProofFormatError(f"{where} must be an integer in 0..2**63-1")
     return value
 
 
@@ -86,13 +86,13 @@ def _path(
     index_name, size_name, proof_name = names
     index, size = _count(index, index_name), _count(size, size_name)
     if size == 0:
-        raise BundleFormatError(f"{size_name} must be at least 1")
+        raise ProofFormatError(f"{size_name} must be at least 1")
     if index >= size:
-        raise BundleFormatError(f"{index_name} {index} is not below {size_name} {size}")
+        raise ProofFormatError(f"{index_name} {index} is not below {size_name} {size}")
     proof = _hashes(hashes, proof_name)
     expected = inclusion_proof_length(index, size)
     if len(proof) != expected:
-        raise BundleFormatError(
+        raise ProofFormatError(
             f"{proof_name} has {len(proof)} hashes; ({index_name} {index}, {size_name} {size}) "
             f"needs {expected} (RFC 9162 §2.1.3)"
         )
@@ -101,26 +101,26 @@ def _path(
 
 def _checkpoint(value: Any) -> str:
     if not isinstance(value, str):
-        raise BundleFormatError("checkpoint must be the signed note text")
+        raise ProofFormatError("checkpoint must be the signed note text")
     try:
         Checkpoint.from_body(parse_note(value).text)
     except NoteFormatError as exc:
-        raise BundleFormatError(f"checkpoint: {exc}") from None
+        raise ProofFormatError(f"checkpoint: {exc}") from None
     return value
 
 
 def _anchors(value: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list):
-        raise BundleFormatError("anchors must be a list of receipt objects")
+        raise ProofFormatError("anchors must be a list of receipt objects")
     for i, receipt in enumerate(value):
         if not isinstance(receipt, dict) or not isinstance(receipt.get("type"), str):
-            raise BundleFormatError(f"anchors[{i}] must be a receipt object with a string type")
+            raise ProofFormatError(f"anchors[{i}] must be a receipt object with a string type")
     return tuple(value)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise BundleFormatError(f"{where} must be a JSON object")
+        raise ProofFormatError(f"{where} must be a JSON object")
     return value
 
 
@@ -196,84 +196,84 @@ class EntryProof:
 
 
 def read_proof_file(path: str | os.PathLike[str]) -> bytes:
-    """Read a proof file, never more than :data:`MAX_BUNDLE_BYTES` + 1 bytes of it: a
+    """Read a proof file, never more than :data:`MAX_PROOF_BYTES` + 1 bytes of it: a
     larger file (or a device such as /dev/zero) is refused before it fills memory."""
     with open(path, "rb") as file:
-        data = file.read(MAX_BUNDLE_BYTES + 1)
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleFormatError(f"proof is larger than {MAX_BUNDLE_BYTES} bytes")
+        data = file.read(MAX_PROOF_BYTES + 1)
+    if len(data) > MAX_PROOF_BYTES:
+        raise ProofFormatError(f"proof is larger than {MAX_PROOF_BYTES} bytes")
     return data
 
 
 def _load(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(data, str | bytes):
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise BundleFormatError(f"proof is larger than {MAX_BUNDLE_BYTES} bytes")
+        if len(data) > MAX_PROOF_BYTES:
+            raise ProofFormatError(f"proof is larger than {MAX_PROOF_BYTES} bytes")
         try:
             obj: Any = load_i_json(data)
         except MalformedError as exc:
-            raise BundleFormatError(f"proof: {exc}") from None
+            raise ProofFormatError(f"proof: {exc}") from None
     else:
         obj = dict(data)
         try:
             check_json_value(obj)
         except MalformedError as exc:
-            raise BundleFormatError(f"proof: {exc}") from None
+            raise ProofFormatError(f"proof: {exc}") from None
     return _object(obj, "proof")
 
 
-def _fields(bundle: Mapping[str, Any], proof_type: str, names: tuple[str, ...]) -> None:
-    if bundle.get("type") != proof_type:
-        raise BundleFormatError(f'proof "type" must be "{proof_type}"')
-    missing = [name for name in names if name not in bundle]
+def _fields(proof: Mapping[str, Any], proof_type: str, names: tuple[str, ...]) -> None:
+    if proof.get("type") != proof_type:
+        raise ProofFormatError(f'proof "type" must be "{proof_type}"')
+    missing = [name for name in names if name not in proof]
     if missing:
-        raise BundleFormatError(f"proof is missing {', '.join(missing)}")
+        raise ProofFormatError(f"proof is missing {', '.join(missing)}")
 
 
 def parse_record_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof:
-    """Parse a record proof, raising :class:`BundleFormatError` on any malformation."""
+    """Parse a record proof, raising :class:`ProofFormatError` on any malformation."""
     return _record_proof(_load(data))
 
 
-def _record_proof(bundle: dict[str, Any]) -> RecordProof:
-    _fields(bundle, RECORD_PROOF_TYPE, RECORD_PROOF_FIELDS)
+def _record_proof(proof: dict[str, Any]) -> RecordProof:
+    _fields(proof, RECORD_PROOF_TYPE, RECORD_PROOF_FIELDS)
     leaf_index, dataset_size, dataset_proof = _path(
-        bundle["leaf_index"],
-        bundle["dataset_size"],
-        bundle["dataset_proof"],
+        proof["leaf_index"],
+        proof["dataset_size"],
+        proof["dataset_proof"],
         ("leaf_index", "dataset_size", "dataset_proof"),
     )
     log_index, log_size, log_proof = _path(
-        bundle["log_index"], bundle["log_size"], bundle["log_proof"],
+        proof["log_index"], proof["log_size"], proof["log_proof"],
         ("log_index", "log_size", "log_proof"),
     )
     return RecordProof(
-        record=_object(bundle["record"], "record"),
-        salt=_hash(bundle["salt"], "salt"),
+        record=_object(proof["record"], "record"),
+        salt=_hash(proof["salt"], "salt"),
         leaf_index=leaf_index,
         dataset_size=dataset_size,
         dataset_proof=dataset_proof,
-        manifest=_object(bundle["manifest"], "manifest"),
+        manifest=_object(proof["manifest"], "manifest"),
         log_index=log_index,
         log_size=log_size,
         log_proof=log_proof,
-        checkpoint=_checkpoint(bundle["checkpoint"]),
-        anchors=_anchors(bundle["anchors"]),
+        checkpoint=_checkpoint(proof["checkpoint"]),
+        anchors=_anchors(proof["anchors"]),
     )
 
 
 def parse_entry_proof(data: str | bytes | Mapping[str, Any]) -> EntryProof:
-    """Parse an entry proof, raising :class:`BundleFormatError` on any malformation."""
+    """Parse an entry proof, raising :class:`ProofFormatError` on any malformation."""
     return _entry_proof(_load(data))
 
 
-def _entry_proof(bundle: dict[str, Any]) -> EntryProof:
-    _fields(bundle, ENTRY_PROOF_TYPE, ENTRY_PROOF_FIELDS)
-    entry = _object(bundle["entry"], "entry")
+def _entry_proof(proof: dict[str, Any]) -> EntryProof:
+    _fields(proof, ENTRY_PROOF_TYPE, ENTRY_PROOF_FIELDS)
+    entry = _object(proof["entry"], "entry")
     if not isinstance(entry.get("type"), str) or not entry["type"]:
-        raise BundleFormatError('entry must have a "type" string (DESIGN Formats 11)')
+        raise ProofFormatError('entry must have a "type" string (DESIGN Formats 11)')
     log_index, log_size, log_proof = _path(
-        bundle["log_index"], bundle["log_size"], bundle["log_proof"],
+        proof["log_index"], proof["log_size"], proof["log_proof"],
         ("log_index", "log_size", "log_proof"),
     )
     return EntryProof(
@@ -281,20 +281,20 @@ def _entry_proof(bundle: dict[str, Any]) -> EntryProof:
         log_index=log_index,
         log_size=log_size,
         log_proof=log_proof,
-        checkpoint=_checkpoint(bundle["checkpoint"]),
-        anchors=_anchors(bundle["anchors"]),
+        checkpoint=_checkpoint(proof["checkpoint"]),
+        anchors=_anchors(proof["anchors"]),
     )
 
 
 def parse_proof(data: str | bytes | Mapping[str, Any]) -> RecordProof | EntryProof:
     """Parse a record or an entry proof, whichever its ``type`` says."""
-    bundle = _load(data)
-    kind = bundle.get("type")
+    proof = _load(data)
+    kind = proof.get("type")
     if kind == RECORD_PROOF_TYPE:
-        return _record_proof(bundle)
+        return _record_proof(proof)
     if kind == ENTRY_PROOF_TYPE:
-        return _entry_proof(bundle)
-    raise BundleFormatError(f'proof "type" must be "{RECORD_PROOF_TYPE}" or "{ENTRY_PROOF_TYPE}"')
+        return _entry_proof(proof)
+    raise ProofFormatError(f'proof "type" must be "{RECORD_PROOF_TYPE}" or "{ENTRY_PROOF_TYPE}"')
 
 
 class InclusionProver(Protocol):

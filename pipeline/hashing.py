@@ -1,12 +1,13 @@
-"""Vectorized SHA-256 and HMAC-SHA256 over many messages, for producers of large trees.
+"""Bulk hashing: SHA-256 and HMAC-SHA256 over many messages at once, for large trees.
 
 Hashing a million leaves one ``hashlib`` call at a time is dominated by the
 interpreter, not by SHA-256. Here a whole column of messages is hashed in one
 Apache DataFusion expression (Rust, SHA-NI where the CPU has it), with binary
-digests out, in chunks on a thread pool. DataFusion and pyarrow are imported
-lazily so that verification never needs them (DataFusion's native module loads
-pandas too); without them, and for levels too small for the vectorized path to
-pay, the plain loop is used.
+digests out, in chunks on a thread pool. :class:`VectorizedHasher` hands this to
+the tree builder (:class:`anchoring._internal.tree.MerkleTree`). DataFusion and
+pyarrow are imported on first use, so that commands that hash nothing never load
+them (DataFusion's native module loads pandas too); for levels too small for the
+vectorized path to pay, the plain loop is used.
 """
 
 from __future__ import annotations
@@ -20,17 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from anchoring._internal.tree import PLAIN_HASHER
 from anchoring.canonical import SALT_SIZE
 from anchoring.merkle.hasher import HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
 
 __all__ = [
     "VECTOR_THRESHOLD",
     "RowPieces",
-    "build_levels",
+    "VectorizedHasher",
     "hmac_sha256_many",
-    "join_subtree_levels",
-    "leaf_hashes_many",
-    "node_levels",
     "salted_leaf_hashes_many",
     "sha256_many",
 ]
@@ -42,17 +41,13 @@ VECTOR_THRESHOLD = 2048
 _Expression = Callable[[Any], Any]
 
 
-def _engine() -> Any | None:
-    """DataFusion, or None where it is not installed."""
-    try:
-        return importlib.import_module("datafusion")
-    except ImportError:  # pragma: no cover - datafusion is a declared dependency
-        return None
+def _engine() -> Any:
+    """DataFusion, loaded on first use."""
+    return importlib.import_module("datafusion")
 
 
 def _arrow() -> tuple[Any, Any, Any]:
-    """pyarrow, pyarrow.compute and numpy: loaded only by the vectorized path, so that
-    the rest of anchoring (verification above all) never needs them."""
+    """pyarrow, pyarrow.compute and numpy, loaded on first use."""
     return (
         importlib.import_module("pyarrow"),
         importlib.import_module("pyarrow.compute"),
@@ -145,17 +140,16 @@ def _fixed_rows(data: bytes, width: int) -> Any:
     return pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _concatenated_digests(digests: Any) -> bytes:
-    """The values of a pyarrow array of 32-byte digests, concatenated in row order."""
+def _concatenated_digests(column: Any) -> bytes:
+    """The values of a pyarrow column of 32-byte digests, concatenated in row order."""
     pa, _, _ = _arrow()
-    digests = digests.combine_chunks() if isinstance(digests, pa.ChunkedArray) else digests
-    rows = len(digests)
-    if digests.null_count or digests.type != pa.binary():  # pragma: no cover - DataFusion's type
+    digests = column.combine_chunks()
+    # The buffers are read as binary's (32-bit offsets, then values): refuse any other layout
+    # a DataFusion upgrade might bring rather than misread it.
+    if digests.type != pa.binary():  # pragma: no cover - DataFusion's sha256 returns binary
         raise ValueError(f"unexpected digest column from DataFusion: {digests.type}")
     offsets = memoryview(digests.buffers()[1]).cast("i")
-    start, end = offsets[digests.offset], offsets[digests.offset + rows]
-    if end - start != HASH_SIZE * rows:  # pragma: no cover - SHA-256 digests are 32 bytes
-        raise ValueError("unexpected digest width from DataFusion")
+    start, end = offsets[digests.offset], offsets[digests.offset + len(digests)]
     return bytes(memoryview(digests.buffers()[2])[start:end])
 
 
@@ -247,9 +241,9 @@ def sha256_many(
     ``messages`` is a sequence of bytes, a polars Binary Series, an Arrow array or
     :class:`RowPieces`. ``threads`` caps the hashing threads (default: one per CPU).
     """
-    engine = _engine()
-    if engine is None or len(messages) < VECTOR_THRESHOLD:
+    if len(messages) < VECTOR_THRESHOLD:
         return b"".join(hashlib.sha256(prefix + m).digest() for m in _as_bytes_list(messages))
+    engine = _engine()
     columns, pieces = _message_columns(engine, "m", messages)
     return _digests(
         engine, lambda col: _prefixed_sha256(engine, prefix, *pieces(col)), columns, threads
@@ -260,9 +254,9 @@ def hmac_sha256_many(
     key: bytes, messages: Sequence[bytes] | Any, *, threads: int | None = None
 ) -> bytes:
     """HMAC-SHA256(key, m) (RFC 2104) for every message, concatenated (32 bytes each)."""
-    engine = _engine()
-    if engine is None or len(messages) < VECTOR_THRESHOLD:
+    if len(messages) < VECTOR_THRESHOLD:
         return b"".join(hmac.new(key, m, hashlib.sha256).digest() for m in _as_bytes_list(messages))
+    engine = _engine()
     columns, pieces = _message_columns(engine, "m", messages)
     return _digests(engine, lambda col: _hmac_sha256(engine, key, *pieces(col)), columns, threads)
 
@@ -283,8 +277,7 @@ def salted_leaf_hashes_many(
     """
     if len(salt_messages) != len(records):
         raise ValueError("one salt message per record is needed")
-    engine = _engine()
-    if engine is None or len(records) < VECTOR_THRESHOLD:
+    if len(records) < VECTOR_THRESHOLD:
         each_salt = [
             hmac.new(salt_key, m, hashlib.sha256).digest() for m in _as_bytes_list(salt_messages)
         ]
@@ -294,6 +287,7 @@ def salted_leaf_hashes_many(
         )
         return b"".join(each_salt), b"".join(leaves)
     salts = hmac_sha256_many(salt_key, salt_messages, threads=threads)
+    engine = _engine()
     columns, pieces = _message_columns(engine, "r", records)
     columns["s"] = _fixed_rows(salts, SALT_SIZE)
 
@@ -303,67 +297,31 @@ def salted_leaf_hashes_many(
     return salts, _digests(engine, leaf, columns, threads)
 
 
-def leaf_hashes_many(leaf_inputs: Sequence[bytes] | Any, *, threads: int | None = None) -> bytes:
-    """The RFC 9162 §2.1.1 leaf hash SHA-256(0x00 || d) of every leaf input, concatenated."""
-    return sha256_many(LEAF_PREFIX, leaf_inputs, threads=threads)
+@dataclass(frozen=True)
+class VectorizedHasher:
+    """The RFC 9162 §2.1.1 level hashes of :class:`anchoring._internal.tree.LevelHasher`,
+    through DataFusion for levels of at least :data:`VECTOR_THRESHOLD` hashes.
 
-
-def _plain_level(children: bytes) -> bytes:
-    return b"".join(
-        hashlib.sha256(NODE_PREFIX + children[i : i + 2 * HASH_SIZE]).digest()
-        for i in range(0, len(children) // (2 * HASH_SIZE) * 2 * HASH_SIZE, 2 * HASH_SIZE)
-    )
-
-
-def node_levels(leaf_hashes: bytes, *, threads: int | None = None) -> list[bytes]:
-    """All perfect-node levels of the RFC 9162 §2.1.1 tree over ``leaf_hashes``.
-
-    Precondition: ``leaf_hashes`` is a multiple of 32 bytes. ``levels[0]`` is
-    ``leaf_hashes``; ``levels[l][i]`` is the hash of the perfect subtree of
-    2**l leaves starting at leaf ``i << l``, each 32 bytes, concatenated. An odd
-    node at the end of a level has no parent at the next level: it is carried
-    up by the RFC 9162 split instead.
+    ``threads`` caps the hashing threads (default: one per CPU); ``threads=1`` hashes in
+    the calling thread, for callers that already spread their own work over threads.
     """
-    engine = _engine()
-    levels = [bytes(leaf_hashes)]
-    while engine is not None and len(levels[-1]) // (2 * HASH_SIZE) >= VECTOR_THRESHOLD:
-        pairs = _fixed_rows(levels[-1], 2 * HASH_SIZE)
-        levels.append(
-            _digests(
-                engine,
-                lambda col: _prefixed_sha256(engine, NODE_PREFIX, col("m")),
-                {"m": pairs},
-                threads,
-            )
+
+    threads: int | None = None
+
+    def leaf_hashes(self, leaf_inputs: Sequence[bytes] | Any) -> bytes:
+        """SHA-256(0x00 || d) of every leaf input, concatenated: ``leaf_inputs`` is a
+        sequence of bytes, a polars Binary Series, an Arrow array or :class:`RowPieces`."""
+        return sha256_many(LEAF_PREFIX, leaf_inputs, threads=self.threads)
+
+    def parent_level(self, children: bytes) -> bytes:
+        """SHA-256(0x01 || left || right) of each consecutive pair, concatenated."""
+        if len(children) // (2 * HASH_SIZE) < VECTOR_THRESHOLD:
+            return PLAIN_HASHER.parent_level(children)
+        engine = _engine()
+        pairs = _fixed_rows(children, 2 * HASH_SIZE)
+        return _digests(
+            engine,
+            lambda col: _prefixed_sha256(engine, NODE_PREFIX, col("m")),
+            {"m": pairs},
+            self.threads,
         )
-    while len(levels[-1]) >= 2 * HASH_SIZE:
-        levels.append(_plain_level(levels[-1]))
-    return levels
-
-
-def join_subtree_levels(parts: Sequence[Sequence[bytes]]) -> list[bytes]:
-    """The levels (see :func:`node_levels`) of the tree over consecutive runs of leaves,
-    given each run's own :func:`node_levels`.
-
-    Precondition: every run but the last holds the same power-of-two number of
-    leaves, 2**k. A run then starts at a multiple of 2**k, so its perfect nodes up
-    to level k are the whole tree's (RFC 9162 §2.1.1 splits at powers of two);
-    only the levels above k are hashed here.
-    """
-    if not parts:
-        return []
-    if len(parts) == 1:
-        return [bytes(level) for level in parts[0]]
-    run = len(parts[0][0]) // HASH_SIZE
-    if run & (run - 1) or any(len(part[0]) != run * HASH_SIZE for part in parts[:-1]):
-        raise ValueError("every run of leaves but the last must hold the same power of two")
-    top = run.bit_length() - 1
-    levels = [b"".join(part[level] for part in parts if level < len(part)) for level in range(top)]
-    return levels + node_levels(b"".join(part[top] for part in parts if top < len(part)))
-
-
-def build_levels(leaf_inputs: Sequence[bytes] | Any) -> list[bytes]:
-    """All perfect-node levels of the RFC 9162 tree over ``leaf_inputs`` (see
-    :func:`node_levels`); ``leaf_inputs`` is a sequence of bytes, a polars Binary
-    Series or an Arrow array."""
-    return node_levels(leaf_hashes_many(leaf_inputs))

@@ -1,0 +1,17 @@
+"""The producer side of anchoring: what builds and stores proofs, not what checks them.
+
+Nothing here is public API, and a verifier never imports it:
+
+- :mod:`anchoring._internal.tree`: the Merkle tree builder that keeps every level, and its
+  file format;
+- the transparency log database;
+- :mod:`anchoring._internal.ledgers`: the ledger clients that anchor checkpoints.
+
+The public surface (errors, canonical, note, checkpoint, manifest, record proof, verify,
+``merkle`` and ``ledgers.receipts``) needs only the standard library and ``cryptography``;
+the modules here may also need SQLAlchemy. None of anchoring imports pyarrow, numpy,
+DataFusion or pandas: vectorized hashing belongs to the pipeline, which hands its hasher to
+the tree builder.
+"""
+
+__all__: list[str] = []
