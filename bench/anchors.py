@@ -50,7 +50,7 @@ def _timed_anchorings(home_path: Path, runs: int) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> SuiteReport:
-    from anchoring.witness_service import init_witness
+    from anchoring._internal.witness_service import init_witness
     from pipeline.demo_services import (
         ANVIL_KEY,
         OpensslTsa,

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from anchoring._internal.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.errors import AnchoringError
-from anchoring.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from pipeline.errors import PipelineError
 from pipeline.fsutil import write_text_durably
 from pipeline.home import Home

@@ -22,7 +22,7 @@ def witness() -> None:
 @_HOME
 def witness_init(name: str, home_dir: Path) -> None:
     """Create a witness key and its empty state. Prints the witness's vkey."""
-    from anchoring.witness_service import init_witness
+    from anchoring._internal.witness_service import init_witness
 
     signer = init_witness(home_dir.expanduser().resolve(), name)
     click.echo(f"initialized witness {name} in {home_dir}", err=True)
@@ -33,7 +33,7 @@ def witness_init(name: str, home_dir: Path) -> None:
 @_HOME
 def witness_vkey(home_dir: Path) -> None:
     """Print the witness's cosigning vkey."""
-    from anchoring.witness_service import load_signer
+    from anchoring._internal.witness_service import load_signer
 
     click.echo(load_signer(home_dir.expanduser().resolve()).verifier.vkey)
 
@@ -46,8 +46,8 @@ def witness_vkey(home_dir: Path) -> None:
 @click.option("--port", type=int, default=8420, show_default=True, help="0: any free port")
 def witness_serve(home_dir: Path, logs: tuple[str, ...], host: str, port: int) -> None:
     """Serve POST /add-checkpoint. Refuses to start when the witness state is missing."""
+    from anchoring._internal.witness_service import serve
     from anchoring.note import Verifier
-    from anchoring.witness_service import serve
 
     keys = [Verifier.from_vkey(v) for v in logs]
     try:

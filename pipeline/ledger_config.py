@@ -150,20 +150,20 @@ def build_ledger(home: Home, spec: dict[str, Any]) -> Any:
 
         return LocalLedger(home.log())
     if kind == "witness":
-        from anchoring.ledgers.witness_client import WitnessLedger
+        from anchoring._internal.ledgers.witness_client import WitnessLedger
 
         log = home.log()
         return WitnessLedger(spec["name"], spec["url"], Verifier.from_vkey(spec["vkey"]),
                              log.consistency_proof)
     if kind == "ethereum":
-        from anchoring.ledgers.ethereum_client import EthereumLedger
+        from anchoring._internal.ledgers.ethereum_client import EthereumLedger
 
         return EthereumLedger(spec["name"], spec["rpc"], int(spec["chain_id"]),
                               lambda: read_chain_key(spec),
                               confirmations=int(spec.get("confirmations", 1)),
                               to=spec.get("to"))
     if kind == "tsa":
-        from anchoring.ledgers.tsa_client import TsaLedger
+        from anchoring._internal.ledgers.tsa_client import TsaLedger
 
         return TsaLedger(spec["name"], spec["url"], spec.get("ca_file"))
     raise HomeError(f"unknown ledger type {kind!r}")

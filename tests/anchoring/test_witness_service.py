@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from ledger_nodes import free_port, trialproof, witness_process
 
+from anchoring._internal.ledgers.witness_client import add_checkpoint_body
 from anchoring.checkpoint import Checkpoint
 from anchoring.ledgers.witness import valid_cosigners
-from anchoring.ledgers.witness_client import add_checkpoint_body
 from anchoring.log import TransparencyLog
 from anchoring.note import Signer, Verifier, parse_note
 

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 
+from anchoring._internal.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import AnchoringError
-from anchoring.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.ledgers.witness import TLOG_SIZE_CONTENT_TYPE, add_cosignatures
 from anchoring.note import Verifier, parse_note
 

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from anchoring._internal.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.checkpoint import Checkpoint
 from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, anchor_payload
-from anchoring.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.note import parse_note
 
 _BACKOFF = (0.2, 0.5, 1.0)

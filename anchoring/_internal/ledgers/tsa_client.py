@@ -17,9 +17,9 @@ import urllib.request
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import load_der_x509_certificate
 
+from anchoring._internal.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import VerificationError
-from anchoring.ledgers.submission import LedgerRefused, LedgerUnavailable, Submission
 from anchoring.ledgers.tsa import (
     RFC3161_RECEIPT_TYPE,
     check_rfc3161_receipt,
