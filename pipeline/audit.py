@@ -418,7 +418,7 @@ def audit(home: Home, trial: str | None = None) -> AuditReport:
 
 def _audit_home(home: Home, trial: str | None, report: AuditReport) -> None:
     tree = _audit_log(home, report)
-    store = Store(home.path, home.log())
+    store = home.store()
     remembered = home.path / AUDIT_CHECKPOINT
     if tree is not None:
         if remembered.is_file():

@@ -48,6 +48,7 @@ from pipeline.errors import HomeError
 
 if TYPE_CHECKING:
     from anchoring.log import TransparencyLog
+    from pipeline.store import Store
 
 DEFAULT_HOME = ".trialproof"
 _CONFIG = "config.json"
@@ -163,9 +164,7 @@ class Home:
         try:
             home._refuse_lost_log()
             if not home.read_only and (path / "datasets").is_dir():
-                from pipeline.store import Store
-
-                Store(path, home.log()).recover()
+                home.store().recover()
         except LogDatabaseError:
             pass  # damaged, not lost: every use of the log names the damage; audit reports it
         return home
@@ -269,3 +268,9 @@ class Home:
 
             self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log
+
+    def store(self) -> Store:
+        """The home's version store, over :meth:`log`."""
+        from pipeline.store import Store
+
+        return Store(self.path, self.log())

@@ -157,7 +157,7 @@ class IngestResult:
 
 
 def store_for(home: Home) -> Store:
-    return Store(home.path, home.log())
+    return home.store()
 
 
 def refuse_unsafe_delivery(home: Home, source: Path) -> None:
