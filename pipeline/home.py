@@ -45,6 +45,7 @@ from anchoring.canonical import derive_trial_salt_key
 from anchoring.errors import KeyFormatError, LogDatabaseError, MalformedError
 from anchoring.note import Signer, Verifier
 from pipeline.errors import HomeError
+from pipeline.fsutil import write_text_durably
 
 if TYPE_CHECKING:
     from anchoring.log import TransparencyLog
@@ -99,15 +100,6 @@ def _write_secret(path: Path, text: str) -> None:
         os.fsync(out.fileno())
 
 
-def _write_durably(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 @dataclass
 class Home:
     """An initialized home directory."""
@@ -146,7 +138,7 @@ class Home:
         _write_secret(keys / "log.skey", signer.skey() + "\n")
         _write_secret(keys / "salt.key", secrets.token_hex(32) + "\n")
         config = {"origin": origin, "key_name": name, "log_url": None}
-        _write_durably(path / _CONFIG, json.dumps(config, indent=2) + "\n")
+        write_text_durably(path / _CONFIG, json.dumps(config, indent=2) + "\n")
         home = cls(path)
         home.log().size()  # create the log tables now
         return home

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -54,6 +53,7 @@ from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import Contract
 from pipeline.errors import ReadError, StoreError, ValidationFailed
 from pipeline.fsutil import (
+    copy_durably,
     fsync_dir,
     is_within,
     remove_stale_temp_files,
@@ -215,31 +215,15 @@ def stage_download(home: Home, path: Path, name: str) -> StagedDelivery:
 
 
 def _copy_to_raw(source: BinaryIO, raw_dir: Path, sha: str, name: str) -> None:
-    """Copy into ``raw/.<sha>.<pid>.tmp`` under an flock (so that recovery can tell a live
-    writer from a dead one), then rename to ``raw/<sha>``. A failed copy (a full disk)
-    leaves no temporary file."""
-    tmp = raw_dir / f".{sha}.{os.getpid()}.tmp"
+    """Copy into ``raw/<sha>`` durably (:func:`pipeline.fsutil.copy_durably`)."""
     try:
-        with open(tmp, "wb") as out:
-            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
-            digest = hashlib.sha256()
-            while chunk := source.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != sha:
-            raise ReadError(f"{name}: the file changed while it was being staged; "
-                            "deliver it again")
-        os.replace(tmp, raw_dir / sha)
+        copied = copy_durably(source, raw_dir / sha, sha)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"{name}: cannot be staged in {raw_dir}: "
                          f"{exc.strerror or type(exc).__name__}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(raw_dir)
+    if not copied:
+        raise ReadError(f"{name}: the file changed while it was being staged; "
+                        "deliver it again")
 
 
 def _work_dir(home: Home, trial: str, dataset: str, sha: str) -> Path:
