@@ -2,7 +2,7 @@
 
 They become directory names, DAG ids and URL path segments, so they stay plain:
 1-128 ASCII letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit.
-Imported by the registry when DAG files are parsed: standard library only.
+The registry imports it when DAG files are parsed, so it imports nothing heavy.
 """
 
 from __future__ import annotations
