@@ -17,6 +17,7 @@ __all__ = [
     "derive_trial_salt_key",
     "format_number",
     "leaf_input",
+    "member_order",
     "record_salt",
     "salt_message_head",
 ]
@@ -109,8 +110,7 @@ def _serialize(value: Any, out: list[str]) -> None:
         for key in keys:
             if not isinstance(key, str):
                 raise CanonicalizationError(f"object key {key!r} is not a string")
-        # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
-        keys.sort(key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        keys.sort(key=member_order)
         out.append("{")
         for i, key in enumerate(keys):
             if i:
@@ -128,6 +128,17 @@ def _serialize(value: Any, out: list[str]) -> None:
         out.append("]")
     else:
         raise CanonicalizationError(f"{type(value).__name__} has no JSON form")
+
+
+def member_order(name: str) -> bytes:
+    """The sort key of an object member's name: its UTF-16 code units (RFC 8785 §3.2.3).
+
+    Big-endian UTF-16 bytes compare as the code units do, so a name outside the Basic
+    Multilingual Plane (a surrogate pair, from 0xD800) sorts before one in U+E000-U+FFFF,
+    unlike Python's code point order. A lone surrogate gets its own code unit here; the
+    serialization then refuses it (RFC 8785 §3.2.2.2).
+    """
+    return name.encode("utf-16-be", "surrogatepass")
 
 
 def canonical_json(value: Any) -> bytes:

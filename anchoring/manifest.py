@@ -4,15 +4,14 @@ from __future__ import annotations
 
 __all__ = ["MANIFEST_TYPE", "check_manifest", "manifest_leaf_input", "manifest_salt_scheme"]
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from anchoring.canonical import SALT_SCHEME_V1, canonical_json
 from anchoring.errors import ProofFormatError
+from anchoring.merkle.hasher import is_hex_hash
 
 MANIFEST_TYPE = "trialproof/dataset-version/v1"
-_HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 def _require(cond: bool, message: str) -> None:
@@ -22,10 +21,6 @@ def _require(cond: bool, message: str) -> None:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_hex32(value: Any) -> bool:
-    return isinstance(value, str) and _HEX32.fullmatch(value) is not None
 
 
 def check_manifest(manifest: Mapping[str, Any]) -> None:
@@ -44,21 +39,21 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
         '"version" must be an integer >= 1',
     )
     _require(_is_count(manifest.get("records")), '"records" must be a non-negative integer')
-    _require(_is_hex32(manifest.get("root")), '"root" must be 64 lowercase hex digits')
+    _require(is_hex_hash(manifest.get("root")), '"root" must be 64 lowercase hex digits')
     previous = manifest.get("previous", 0)
-    _require(previous is None or _is_hex32(previous), '"previous" must be a hex hash or null')
+    _require(previous is None or is_hex_hash(previous), '"previous" must be a hex hash or null')
     contract = manifest.get("contract")
     _require(
         isinstance(contract, Mapping)
         and isinstance(contract.get("name"), str)
-        and _is_hex32(contract.get("sha256")),
+        and is_hex_hash(contract.get("sha256")),
         '"contract" must be {name, sha256}',
     )
     source = manifest.get("source")
     _require(
         isinstance(source, Mapping)
         and isinstance(source.get("name"), str)
-        and _is_hex32(source.get("sha256"))
+        and is_hex_hash(source.get("sha256"))
         and _is_count(source.get("bytes")),
         '"source" must be {name, sha256, bytes}',
     )
@@ -66,11 +61,11 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
     _require(
         isinstance(validation, Mapping)
         and isinstance(validation.get("success"), bool)
-        and _is_hex32(validation.get("report_sha256")),
+        and is_hex_hash(validation.get("report_sha256")),
         '"validation" must be {success, report_sha256}',
     )
     html = manifest["validation"].get("report_html_sha256")  # older manifests lack it
-    _require(html is None or _is_hex32(html), '"validation.report_html_sha256" must be a hash')
+    _require(html is None or is_hex_hash(html), '"validation.report_html_sha256" must be a hash')
     # Additive fields, checked where present. An unknown salt scheme is no error here:
     # verifying a proof never derives a salt.
     if "salt_scheme" in manifest:

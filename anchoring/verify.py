@@ -64,7 +64,7 @@ from anchoring.ijson import load_i_json
 from anchoring.ledgers.policy import AnchorDemands, check_demands, receipt_kinds
 from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind
 from anchoring.manifest import check_manifest, manifest_leaf_input
-from anchoring.merkle.hasher import leaf_hash
+from anchoring.merkle.hasher import is_hex_hash, leaf_hash
 from anchoring.merkle.verify import root_from_inclusion_proof, verify_consistency
 from anchoring.note import Verifier, open_note, parse_note
 from anchoring.record_proof import (
@@ -428,10 +428,9 @@ def _anchored_checkpoint(
     hashes = receipt.get("consistency_proof")
     if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
         raise VerificationError("receipt for a later checkpoint needs its consistency_proof")
-    try:
-        proof_hashes = [bytes.fromhex(h) for h in hashes]
-    except ValueError:
-        raise ProofFormatError("receipt consistency_proof is not hex") from None
+    if not all(is_hex_hash(h) for h in hashes):
+        raise ProofFormatError("receipt consistency_proof hashes must be 64 lowercase hex digits")
+    proof_hashes = [bytes.fromhex(h) for h in hashes]
     verify_consistency(checkpoint.size, later.size, checkpoint.root, later.root, proof_hashes)
     return later, later_note
 

@@ -505,9 +505,8 @@ def task_diff(home: str, expected: dict[str, int]) -> Any:
 
     from pipeline.diff import diff_versions
     from pipeline.home import Home
-    from pipeline.ingest import store_for
 
-    store = store_for(Home.open(Path(home)))
+    store = Home.open(Path(home)).store()
     store.versions(TRIAL, DATASET)  # opens the log (SQLAlchemy engine) outside the timing
 
     def step() -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 __all__ = ["AuditReport", "Finding", "audit", "info_input"]
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def _audit_version(home: Home, info: VersionInfo, entry_input: bytes) -> list[Fi
 
 
 def _audit_records(
-    home: Home, info: VersionInfo, contract: Contract, table: pa.Table, finding: Any
+    home: Home, info: VersionInfo, contract: Contract, table: pa.Table,
+    finding: Callable[[str, str], Finding],
 ) -> list[Finding]:
     found: list[Finding] = []
     manifest = info.manifest
@@ -186,7 +188,8 @@ def _audit_records(
     return found
 
 
-def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
+def _audit_log(home: Home, report: AuditReport) -> MerkleTree:
+    """The tree recomputed from the log's entries (up to the first one missing)."""
     log = home.log()
     size = log.size()
     report.log_size = size
@@ -195,21 +198,20 @@ def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
         if entry.index != expected_index:
             report.findings.append(Finding("log-entry", f"log entry {expected_index} is missing"))
             break
-        if leaf_hash(entry.leaf_input) != entry.leaf_hash:
+        recomputed = leaf_hash(entry.leaf_input)
+        if recomputed != entry.leaf_hash:
             report.findings.append(
                 Finding(
                     "log-entry",
                     f"log entry {entry.index} was rewritten: its leaf hash is not its input's",
                 )
             )
-        hashes += leaf_hash(entry.leaf_input)
-    if len(hashes) // 32 != size:
-        report.findings.append(
-            Finding(
-                "log-entry", f"the log says it has {size} entries but holds {len(hashes) // 32}"
-            )
-        )
+        hashes += recomputed
     tree = MerkleTree.from_leaf_hashes(bytes(hashes), VectorizedHasher())
+    if tree.size != size:
+        report.findings.append(
+            Finding("log-entry", f"the log says it has {size} entries but holds {tree.size}")
+        )
     if size and log.root() != tree.root():
         report.findings.append(
             Finding("log-tree", "the log's stored tree nodes do not match its entries")
@@ -224,7 +226,7 @@ def _audit_log(home: Home, report: AuditReport) -> MerkleTree | None:
                 Finding("checkpoint-signature", f"checkpoint at size {cp_size}: {exc}")
             )
             continue
-        if checkpoint.size > size or tree.root(checkpoint.size) != checkpoint.root:
+        if checkpoint.size > tree.size or tree.root(checkpoint.size) != checkpoint.root:
             report.findings.append(
                 Finding(
                     "checkpoint-root",
@@ -433,17 +435,16 @@ def audit(home: Home, trial: str | None = None, online: bool = False) -> AuditRe
 
 def _audit_home(home: Home, trial: str | None, report: AuditReport, online: bool) -> None:
     tree = _audit_log(home, report)
-    store = Store(home.path, home.log())
+    store = home.store()
     remembered = home.path / AUDIT_CHECKPOINT
-    if tree is not None:
-        if remembered.is_file():
-            _check_prefix(
-                tree,
-                remembered.read_text(encoding="utf-8"),
-                "the checkpoint of the last clean audit",
-                report,
-            )
-        _audit_anchors(home, tree, report, online)
+    if remembered.is_file():
+        _check_prefix(
+            tree,
+            remembered.read_text(encoding="utf-8"),
+            "the checkpoint of the last clean audit",
+            report,
+        )
+    _audit_anchors(home, tree, report, online)
     for dataset_trial, dataset in store.datasets():
         if trial is not None and dataset_trial != trial:
             continue

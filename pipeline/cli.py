@@ -10,7 +10,6 @@ from __future__ import annotations
 __all__ = ["cli", "exit_code_for", "home_option", "json_option", "main"]
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -200,11 +199,10 @@ def verify(proof: Path | None, vkeys: tuple[str, ...], as_json: bool, origin: st
 
 
 def _contract_search(home: Home | None) -> tuple[Path, ...]:
-    dirs = [Path(p) for p in os.environ.get("TRIALPROOF_CONTRACTS", "").split(os.pathsep) if p]
-    if home is not None:
-        dirs.append(home.path / "contracts")
-    dirs.append(Path.cwd() / "schemas" / "contracts")
-    return tuple(d for d in dirs if d.is_dir())
+    from pipeline.contract import DEFAULT_CONTRACTS, contract_search_folders
+
+    home_folders = [] if home is None else [home.path / "contracts"]
+    return contract_search_folders([*home_folders, Path.cwd() / DEFAULT_CONTRACTS])
 
 
 @cli.command()
@@ -293,10 +291,8 @@ def _study_mismatch(problem: str, force: bool) -> None:
 @click.option("--dataset", required=True)
 def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> None:
     """List a dataset's committed versions."""
-    from pipeline.store import Store
-
     home = _open_home(home_dir)
-    infos = Store(home.path, home.log()).versions(trial, dataset)
+    infos = home.store().versions(trial, dataset)
     rows = [{"version": i.version, "log_index": i.log_index, "records": i.manifest["records"],
              "root": i.manifest["root"], "source": i.manifest["source"]["name"],
              "source_sha256": i.manifest["source"]["sha256"],
@@ -403,10 +399,9 @@ def diff(home_dir: Path | None, as_json: bool, trial: str, dataset: str, from_ve
          values_limit: int) -> None:
     """Records added, removed and changed between two versions, matched by primary key."""
     from pipeline.diff import diff_versions
-    from pipeline.store import Store
 
     home = _open_home(home_dir)
-    result = diff_versions(Store(home.path, home.log()), trial, dataset, from_version,
+    result = diff_versions(home.store(), trial, dataset, from_version,
                            to_version)
     entries = result.entries(limit if limit is not None else (None if as_json else 50),
                              values=values_limit if show_values else 0)

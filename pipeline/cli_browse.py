@@ -20,9 +20,7 @@ from pipeline.home import Home
 
 def _holdings(home: Home) -> dict[str, list[dict[str, Any]]]:
     """For each trial (sorted), its datasets (sorted), each with its latest version."""
-    from pipeline.store import Store
-
-    store = Store(home.path, home.log())
+    store = home.store()
     held: dict[str, list[dict[str, Any]]] = {}
     for trial, dataset in sorted(store.datasets()):
         versions = store.versions(trial, dataset)

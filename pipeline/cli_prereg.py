@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from anchoring.merkle.hasher import is_hex_hash
 from pipeline.errors import OutcomesChanged, UsageError
 
 if TYPE_CHECKING:
     from pipeline.outcomes import OutcomeFinding
 
-_HEX64 = "0123456789abcdef"
 
 
 def _home(home_dir: Path | None) -> Any:
@@ -98,7 +98,7 @@ def documents(home_dir: Path | None, as_json: bool, trial: str) -> None:
 
 def _check_sha256(value: str) -> str:
     value = value.strip().lower()
-    if len(value) != 64 or any(c not in _HEX64 for c in value):
+    if not is_hex_hash(value):
         raise UsageError("--sha256 must be 64 hex digits")
     return value
 

@@ -19,10 +19,13 @@ The contract's identity in a manifest is its name and the SHA-256 of its RFC 878
 from __future__ import annotations
 
 __all__ = [
+    "CONTRACTS_ENV",
+    "DEFAULT_CONTRACTS",
     "FIELD_TYPES",
     "Contract",
     "Field",
     "contract_files",
+    "contract_search_folders",
     "load_contract",
     "parse_contract",
     "read_json_file",
@@ -30,8 +33,9 @@ __all__ = [
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,10 @@ from anchoring.canonical import canonical_json
 from anchoring.errors import CanonicalizationError
 from pipeline.errors import ContractError
 
+#: Folders (separated by ``os.pathsep``) searched first for a contract given by name.
+CONTRACTS_ENV = "TRIALPROOF_CONTRACTS"
+#: Searched when no folder is configured, relative to the working directory.
+DEFAULT_CONTRACTS = Path("schemas") / "contracts"
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 _CONSTRAINTS = {
     "required",
@@ -216,6 +224,15 @@ def read_json_file(path: Path, what: str) -> Any:
         raise ContractError(f"{what}: cannot be read: {exc}") from None
     except ValueError as exc:
         raise ContractError(f"{what}: not valid JSON: {exc}") from None
+
+
+def contract_search_folders(configured: Iterable[Path] | None = None) -> tuple[Path, ...]:
+    """The folders a contract name is looked up in: those of ``$TRIALPROOF_CONTRACTS``, then
+    ``configured`` (by default ``./schemas/contracts``). Each existing folder appears once,
+    resolved, so that one file reached two ways never makes a name ambiguous."""
+    folders = [Path(p) for p in os.environ.get(CONTRACTS_ENV, "").split(os.pathsep) if p]
+    folders += [Path.cwd() / DEFAULT_CONTRACTS] if configured is None else list(configured)
+    return tuple(dict.fromkeys(folder.resolve() for folder in folders if folder.is_dir()))
 
 
 def contract_files(name: str, search: tuple[Path, ...]) -> list[Path]:

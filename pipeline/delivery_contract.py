@@ -20,13 +20,13 @@ from pipeline.contract import (
 )
 from pipeline.errors import ContractError
 from pipeline.home import Home
-from pipeline.store import Store, VersionInfo
+from pipeline.store import VersionInfo
 
 
 def delivery_contract(home: Home, trial: str, dataset: str,
                       search: tuple[Path, ...]) -> Contract:
     """The contract for the next delivery of ``trial``/``dataset`` (see the module)."""
-    versions = Store(home.path, home.log()).versions(trial, dataset)
+    versions = home.store().versions(trial, dataset)
     if versions:
         return _version_contract(versions[-1], search)
     entry_contract = _registry_contract(trial, dataset)

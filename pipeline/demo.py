@@ -130,9 +130,8 @@ def main() -> int:
 
 def _holdings(home: Any) -> tuple[int, dict[tuple[str, str], int], int]:
     """(log size, versions per dataset, quarantined deliveries): what a run can add."""
-    from pipeline.store import Store
 
-    store = Store(home.path, home.log())
+    store = home.store()
     quarantine = home.path / "quarantine"
     rejected = len(list(quarantine.iterdir())) if quarantine.is_dir() else 0
     versions = {(t, d): len(store.versions(t, d)) for t, d in store.datasets()}
@@ -201,10 +200,9 @@ def _summarize(home: object, airflow_home: Path, registry: Path, failed: list[st
     from pipeline.fsutil import write_text_durably
     from pipeline.home import Home
     from pipeline.prove import prove_record
-    from pipeline.store import Store
 
     assert isinstance(home, Home)
-    store = Store(home.path, home.log())
+    store = home.store()
     _say("\ningested (trial/dataset: versions, records, root):")
     for trial, dataset in store.datasets():
         versions = store.versions(trial, dataset)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "copy_durably",
+    "durable_replace",
     "fsync_dir",
     "is_within",
     "remove_stale_temp_files",
@@ -18,7 +20,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 #: A temporary file or folder this old, whose writer holds no lock on it, was left by a crash.
 STALE_AFTER_SECONDS = 60.0
@@ -35,18 +40,51 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_durably(path: Path, data: bytes) -> None:
+@contextmanager
+def durable_replace(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` whole or not at all: the caller writes the file this yields, a
+    temporary ``.<name>.<pid>.tmp`` beside ``path``, under an ``flock`` (so that
+    :func:`remove_stale_temp_files` leaves it alone while this process lives). When the
+    block ends it is fsynced, renamed over ``path`` and the rename made durable. If the
+    block raises (a full disk, a check that failed), no temporary file is left."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
-            out.write(data)
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a full disk, say: leave no temporary file behind
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_bytes_durably(path: Path, data: bytes) -> None:
+    with durable_replace(path) as out:
+        out.write(data)
+
+
+class _SourceChanged(Exception):
+    pass
+
+
+def copy_durably(source: BinaryIO, path: Path, sha256: str) -> bool:
+    """Copy ``source`` to ``path`` with :func:`durable_replace` when what it reads hashes
+    to the hex SHA-256 ``sha256``. Otherwise, the source having changed since it was
+    hashed, write nothing and return False."""
+    try:
+        with durable_replace(path) as out:
+            digest = hashlib.sha256()
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise _SourceChanged
+    except _SourceChanged:
+        return False
+    return True
 
 
 def write_text_durably(path: Path, text: str) -> None:

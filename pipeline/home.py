@@ -45,9 +45,11 @@ from anchoring.canonical import derive_trial_salt_key
 from anchoring.errors import KeyFormatError, LogDatabaseError, MalformedError
 from anchoring.note import Signer, Verifier
 from pipeline.errors import HomeError
+from pipeline.fsutil import write_text_durably
 
 if TYPE_CHECKING:
     from anchoring.log import TransparencyLog
+    from pipeline.store import Store
 
 DEFAULT_HOME = ".trialproof"
 _CONFIG = "config.json"
@@ -98,15 +100,6 @@ def _write_secret(path: Path, text: str) -> None:
         os.fsync(out.fileno())
 
 
-def _write_durably(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 @dataclass
 class Home:
     """An initialized home directory."""
@@ -145,7 +138,7 @@ class Home:
         _write_secret(keys / "log.skey", signer.skey() + "\n")
         _write_secret(keys / "salt.key", secrets.token_hex(32) + "\n")
         config = {"origin": origin, "key_name": name, "log_url": None}
-        _write_durably(path / _CONFIG, json.dumps(config, indent=2) + "\n")
+        write_text_durably(path / _CONFIG, json.dumps(config, indent=2) + "\n")
         home = cls(path)
         home.log().size()  # create the log tables now
         return home
@@ -163,9 +156,7 @@ class Home:
         try:
             home._refuse_lost_log()
             if not home.read_only and (path / "datasets").is_dir():
-                from pipeline.store import Store
-
-                Store(path, home.log()).recover()
+                home.store().recover()
         except LogDatabaseError:
             pass  # damaged, not lost: every use of the log names the damage; audit reports it
         return home
@@ -269,3 +260,9 @@ class Home:
 
             self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log
+
+    def store(self) -> Store:
+        """The home's version store, over :meth:`log`."""
+        from pipeline.store import Store
+
+        return Store(self.path, self.log())

@@ -32,14 +32,12 @@ __all__ = [
     "refuse_unsafe_delivery",
     "stage",
     "stage_download",
-    "store_for",
     "study_mismatch",
     "unregistered_trial",
     "validate",
 ]
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -62,6 +60,7 @@ from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from pipeline.contract import Contract
 from pipeline.errors import ReadError, StoreError, ValidationFailed
 from pipeline.fsutil import (
+    copy_durably,
     fsync_dir,
     is_within,
     remove_stale_temp_files,
@@ -165,9 +164,6 @@ class IngestResult:
         }
 
 
-def store_for(home: Home) -> Store:
-    return Store(home.path, home.log())
-
 
 def refuse_unsafe_delivery(home: Home, source: Path) -> None:
     """Refuse a delivery that is, or passes through, a symbolic link, or that lies in a
@@ -224,31 +220,15 @@ def stage_download(home: Home, path: Path, name: str) -> StagedDelivery:
 
 
 def _copy_to_raw(source: BinaryIO, raw_dir: Path, sha: str, name: str) -> None:
-    """Copy into ``raw/.<sha>.<pid>.tmp`` under an flock (so that recovery can tell a live
-    writer from a dead one), then rename to ``raw/<sha>``. A failed copy (a full disk)
-    leaves no temporary file."""
-    tmp = raw_dir / f".{sha}.{os.getpid()}.tmp"
+    """Copy into ``raw/<sha>`` durably (:func:`pipeline.fsutil.copy_durably`)."""
     try:
-        with open(tmp, "wb") as out:
-            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
-            digest = hashlib.sha256()
-            while chunk := source.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != sha:
-            raise ReadError(f"{name}: the file changed while it was being staged; "
-                            "deliver it again")
-        os.replace(tmp, raw_dir / sha)
+        copied = copy_durably(source, raw_dir / sha, sha)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"{name}: cannot be staged in {raw_dir}: "
                          f"{exc.strerror or type(exc).__name__}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(raw_dir)
+    if not copied:
+        raise ReadError(f"{name}: the file changed while it was being staged; "
+                        "deliver it again")
 
 
 def _work_dir(home: Home, trial: str, dataset: str, sha: str) -> Path:
@@ -276,7 +256,7 @@ def validate(
     check_name(trial, "trial")
     check_name(dataset, "dataset")
     progress("read")
-    store = store_for(home)
+    store = home.store()
     try:
         delivery = read_delivery(staged.path, contract, name=staged.name)
         if delivery.rows == 0 and not contract.allow_empty:
@@ -467,7 +447,7 @@ def commit(
 ) -> IngestResult:
     """Commit a validated delivery as the dataset's next version (idempotent by source sha256)."""
     use_system_memory_pool()
-    store = store_for(home)
+    store = home.store()
     store.recover()
     trial, dataset, staged = validated.trial, validated.dataset, validated.staged
     existing = _latest_if_same_source(store, trial, dataset, staged.sha256)
@@ -636,7 +616,7 @@ def ingest(
     check_name(dataset, "dataset")
     progress("stage")
     staged = stage(home, source)
-    store = store_for(home)
+    store = home.store()
     if not home.read_only:
         store.recover()  # a version this delivery stranded by a crash is not "unchanged" yet
     existing = _latest_if_same_source(store, trial, dataset, staged.sha256)

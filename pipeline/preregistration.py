@@ -32,7 +32,6 @@ __all__ = [
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +41,7 @@ from anchoring.canonical import canonical_json
 from anchoring.errors import AnchoringError, CanonicalizationError, DuplicateEntryError
 from anchoring.log import LogEntry
 from pipeline.errors import StoreError, UsageError
-from pipeline.fsutil import fsync_dir, sha256_file, write_bytes_durably
+from pipeline.fsutil import copy_durably, sha256_file, write_bytes_durably
 from pipeline.home import Home
 from pipeline.store import check_name
 
@@ -161,13 +160,9 @@ def register_document(home: Home, trial: str, kind: str, label: str, file: Path)
     folder.mkdir(mode=0o700, exist_ok=True)
     stored = folder / sha256
     if not stored.is_file():
-        tmp = folder / f".{sha256}.tmp"
-        shutil.copyfile(file, tmp)
-        if sha256_file(tmp)[0] != sha256:
-            tmp.unlink()
-            raise UsageError(f"{file.name} changed while it was being registered")
-        tmp.replace(stored)
-        fsync_dir(folder)
+        with open(file, "rb") as source:
+            if not copy_durably(source, stored, sha256):
+                raise UsageError(f"{file.name} changed while it was being registered")
     entry = {
         "type": DOCUMENT_TYPE,
         "trial": trial,

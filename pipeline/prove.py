@@ -20,7 +20,7 @@ from pipeline.contract import Contract, parse_contract
 from pipeline.errors import StoreError, UsageError
 from pipeline.home import Home
 from pipeline.records import record_values
-from pipeline.store import SALT_COLUMN, Store, VersionInfo
+from pipeline.store import SALT_COLUMN, VersionInfo
 
 
 def version_contract(info: VersionInfo) -> Contract:
@@ -76,7 +76,7 @@ def prove_record(
     index: int | None = None,
 ) -> RecordProof:
     """A record proof against the latest checkpoint, signing one if the log has grown past it."""
-    store = Store(home.path, home.log())
+    store = home.store()
     info = store.version(trial, dataset, version)
     if not info.path.is_dir():
         raise StoreError(

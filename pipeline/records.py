@@ -40,6 +40,7 @@ from anchoring.canonical import (
     SALT_SCHEME,
     canonical_json,
     format_number,
+    member_order,
     salt_message_head,
 )
 from anchoring.errors import CanonicalizationError
@@ -168,8 +169,7 @@ def _column(table: pa.Table, name: str) -> pa.Array:
 
 
 def _record_pieces(table: pa.Table, contract: Contract) -> RowPieces:
-    # JCS member order: names sorted by their UTF-16 code units (RFC 8785 §3.2.3).
-    fields = sorted(contract.fields, key=lambda f: f.name.encode("utf-16-be"))
+    fields = sorted(contract.fields, key=lambda f: member_order(f.name))
     pieces: list[pa.Array | bytes] = []
     for i, field in enumerate(fields):
         before = ("{" if i == 0 else ",") + json.dumps(field.name, ensure_ascii=False) + ":"

@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.names import NAME_RULE, is_plain_name
 
 if TYPE_CHECKING:
     from pipeline.home import Home
@@ -98,8 +99,6 @@ MAX_PER_RUN = 200
 #: Airflow's cron presets.
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
-# Trial and dataset names become directory names and DAG ids (see pipeline.store.check_name).
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _DAG_ID_MAX = 250
@@ -490,24 +489,24 @@ def _periodic(raw: object, what: str, default: str, env: str,
 
 
 def _contract_dirs(raw: object, base: Path, problems: list[RegistryProblem]) -> tuple[Path, ...]:
-    dirs: list[Path] = [Path(p) for p in os.environ.get("TRIALPROOF_CONTRACTS", "").split(
-        os.pathsep) if p]
+    from pipeline.contract import contract_search_folders
+
     if raw is None:
-        dirs.append(Path.cwd() / "schemas" / "contracts")
-    else:
-        items = [raw] if isinstance(raw, str) else raw
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            problems.append(RegistryProblem("must be a folder or a list of folders",
+        return contract_search_folders()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        problems.append(RegistryProblem("must be a folder or a list of folders",
+                                        field="contracts"))
+        items = []
+    dirs: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_dir():
+            problems.append(RegistryProblem(f"contract folder {path} does not exist",
                                             field="contracts"))
-            items = []
-        for item in items:
-            path = Path(item).expanduser()
-            path = path if path.is_absolute() else base / path
-            if not path.is_dir():
-                problems.append(RegistryProblem(f"contract folder {path} does not exist",
-                                                field="contracts"))
-            dirs.append(path)
-    return tuple(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
+        dirs.append(path)
+    return contract_search_folders(dirs)
 
 
 @dataclass
@@ -548,9 +547,8 @@ class _EntryCheck:
             value = self.raw.get(name)
             if value is None:
                 self.problem(name, "is required")
-            elif not isinstance(value, str) or not _NAME.fullmatch(value):
-                self.problem(name, f"{value!r} must be 1-128 letters, digits, '.', '_' or '-', "
-                                   "starting with a letter or digit")
+            elif not is_plain_name(value):
+                self.problem(name, f"{value!r} must be {NAME_RULE}")
         if self.trial and self.dataset and \
                 len(f"ingest__{self.trial}__{self.dataset}") > _DAG_ID_MAX:
             self.problem("dataset", "trial and dataset names together are too long for a DAG "
@@ -875,9 +873,8 @@ def new_deliveries(home: Home, entry: RegistryEntry,
     second file with the same bytes as another in this batch.
     """
     from pipeline.fsutil import sha256_file
-    from pipeline.store import Store
 
-    store = Store(home.path, home.log())
+    store = home.store()
     versions = store.versions(entry.trial, entry.dataset)
     committed = {info.manifest.get("source", {}).get("sha256"): info.version
                  for info in versions}

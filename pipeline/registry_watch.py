@@ -31,7 +31,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PipelineError
+from pipeline.names import check_name, is_plain_name
 
 if TYPE_CHECKING:
     from pipeline.home import Home
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://clinicaltrials.gov/api/v2"
 #: A study record is a few hundred kB at most; anything far larger is not one.
 MAX_RECORD_BYTES = 16 << 20
-_STUDY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEYS = {"schedule", "base_url", "studies", "notify", "retries"}
 
 
@@ -89,7 +88,6 @@ def check_base_url(url: str) -> str:
 
 def _studies(raw: object, problems: list[RegistryProblem]) -> tuple[WatchedStudy, ...]:
     from pipeline.registry import RegistryProblem
-    from pipeline.store import check_name
 
     if raw is None:
         return ()
@@ -108,7 +106,7 @@ def _studies(raw: object, problems: list[RegistryProblem]) -> tuple[WatchedStudy
         except PipelineError as exc:
             problems.append(RegistryProblem(str(exc), field=f"{where}.trial"))
             continue
-        if not isinstance(study_id, str) or not _STUDY_ID.fullmatch(study_id):
+        if not is_plain_name(study_id):
             problems.append(RegistryProblem("must be a study ID such as NCT01234567",
                                             field=f"{where}.study_id"))
             continue
@@ -160,7 +158,7 @@ def parse_watch(raw: object, problems: list[RegistryProblem]) -> WatchSettings:
 
 def fetch_study(base_url: str, study_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """GET ``<base_url>/studies/<study_id>`` (ClinicalTrials.gov API v2) as JSON."""
-    if not _STUDY_ID.fullmatch(study_id):
+    if not is_plain_name(study_id):
         raise RegistryFetchError(f"{study_id!r} is not a study ID")
     url = f"{check_base_url(base_url)}/studies/{urllib.parse.quote(study_id)}"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})

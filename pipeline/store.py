@@ -38,7 +38,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -52,24 +51,14 @@ from anchoring.log import LogEntry, TransparencyLog
 from anchoring.merkle.hasher import leaf_hash
 from pipeline.errors import StoreError
 from pipeline.fsutil import fsync_dir, remove_stale_temp_files, write_bytes_durably
+from pipeline.names import check_name
 
 SALT_COLUMN = "_salt"
 _LOCK = ".lock"
 #: A ``.new-`` directory this old and unlocked was left by a crash (see Store.recover).
 ABANDONED_AFTER_SECONDS = 60.0
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # "<trial>-<dataset>" longer than this is cut in a quarantine folder name (255 bytes at most).
 _QUARANTINE_LABEL_MAX = 96
-
-
-def check_name(value: str, what: str) -> str:
-    """Trial and dataset names become directory names: keep them plain."""
-    if not _NAME.fullmatch(value):
-        raise StoreError(
-            f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
 
 
 #: The steps of a commit, in order: the version's records, its tree, its other files

@@ -33,10 +33,10 @@ from anchoring.checkpoint import Checkpoint
 from anchoring.errors import ReceiptFormatError, VerificationError
 from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, check_ethereum_receipt
 from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE, check_rfc3161_receipt
+from anchoring.merkle.hasher import is_hex_hash
 from anchoring.note import parse_note
 
 LOCAL_RECEIPT_TYPE = "trialproof/local-ledger/v1"
-_HEX32 = re.compile(r"[0-9a-f]{64}")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))"
 )
@@ -95,10 +95,6 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INDEX
 
 
-def _is_hex32(value: Any) -> bool:
-    return isinstance(value, str) and _HEX32.fullmatch(value) is not None
-
-
 def local_entry_hash(receipt: Mapping[str, Any]) -> str:
     """SHA-256 of the receipt's RFC 8785 bytes without ``entry_hash`` (and without the
     optional later-checkpoint fields a record proof may attach)."""
@@ -120,12 +116,12 @@ def check_local_receipt_format(receipt: Mapping[str, Any]) -> None:
             ("origin", isinstance(receipt.get("origin"), str) and bool(receipt["origin"])),
             ("index", _is_count(receipt.get("index"))),
             ("size", _is_count(receipt.get("size"))),
-            ("root", _is_hex32(receipt.get("root"))),
-            ("checkpoint_sha256", _is_hex32(receipt.get("checkpoint_sha256"))),
-            ("previous", "previous" in receipt
-             and (receipt["previous"] is None or _is_hex32(receipt["previous"]))),
+            ("root", is_hex_hash(receipt.get("root"))),
+            ("checkpoint_sha256", is_hex_hash(receipt.get("checkpoint_sha256"))),
+            ("previous",
+             receipt.get("previous", 0) is None or is_hex_hash(receipt.get("previous"))),
             ("anchored_at", is_rfc3339(receipt.get("anchored_at"))),
-            ("entry_hash", _is_hex32(receipt.get("entry_hash"))),
+            ("entry_hash", is_hex_hash(receipt.get("entry_hash"))),
         )
         if not ok
     ]
@@ -140,7 +136,7 @@ def check_local_receipt_format(receipt: Mapping[str, Any]) -> None:
         raise ReceiptFormatError("local receipt checkpoint must be signed note text")
     hashes = receipt.get("consistency_proof")
     if hashes is not None and (
-        not isinstance(hashes, list) or len(hashes) > 63 or not all(_is_hex32(h) for h in hashes)
+        not isinstance(hashes, list) or len(hashes) > 63 or not all(is_hex_hash(h) for h in hashes)
     ):
         raise ReceiptFormatError("local receipt consistency_proof must be a list of hex hashes")
 

@@ -8,6 +8,8 @@ cannot be switched off.
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import TypeGuard
 
 __all__ = [
     "EMPTY_ROOT",
@@ -15,6 +17,7 @@ __all__ = [
     "LEAF_PREFIX",
     "NODE_PREFIX",
     "check_hash",
+    "is_hex_hash",
     "leaf_hash",
     "node_hash",
 ]
@@ -24,6 +27,8 @@ from anchoring.errors import InvalidHashError
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
+
+_HEX_HASH = re.compile(r"[0-9a-f]{64}")
 
 #: MTH({}) = SHA-256() (RFC 9162 §2.1.1).
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -45,3 +50,9 @@ def check_hash(value: bytes, what: str = "hash") -> bytes:
         size = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
         raise InvalidHashError(f"{what} must be {HASH_SIZE} bytes, got {size}")
     return bytes(value)
+
+
+def is_hex_hash(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a 32-byte hash as JSON carries one: 64 lowercase hex digits
+    (docs/formats.md, introduction)."""
+    return isinstance(value, str) and _HEX_HASH.fullmatch(value) is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "NodeId",
+    "NodeLookup",
     "consistency_proof_length",
     "consistency_ranges",
     "fold_perfect_nodes",
@@ -18,15 +19,19 @@ __all__ = [
     "inclusion_ranges",
     "largest_power_of_two_below",
     "perfect_nodes",
+    "range_hashes",
+    "root_from_nodes",
 ]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from anchoring.errors import ProofShapeError
-from anchoring.merkle.hasher import node_hash
+from anchoring.merkle.hasher import EMPTY_ROOT, node_hash
 
 #: A perfect subtree: (level, index) covers leaves [index << level, (index + 1) << level).
 NodeId = tuple[int, int]
+#: The hashes of stored perfect nodes, in the order asked for, looked up in one go.
+NodeLookup = Callable[[Sequence[NodeId]], Sequence[bytes]]
 
 
 def largest_power_of_two_below(n: int) -> int:
@@ -67,6 +72,28 @@ def fold_perfect_nodes(hashes: Sequence[bytes]) -> bytes:
     for left in reversed(hashes[:-1]):
         acc = node_hash(left, acc)
     return acc
+
+
+def range_hashes(ranges: Sequence[tuple[int, int]], nodes: NodeLookup) -> list[bytes]:
+    """MTH(D[lo:hi]) of each leaf range (RFC 9162 §2.1.1) from stored perfect nodes,
+    asking ``nodes`` once for all of them (a proof's hashes from one database query).
+
+    Precondition: each range is one RFC 9162 recursion produces (see :func:`perfect_nodes`).
+    """
+    split = [perfect_nodes(lo, hi) for lo, hi in ranges]
+    hashes = nodes([node for range_nodes in split for node in range_nodes])
+    out: list[bytes] = []
+    at = 0
+    for range_nodes in split:
+        out.append(fold_perfect_nodes(hashes[at : at + len(range_nodes)]))
+        at += len(range_nodes)
+    return out
+
+
+def root_from_nodes(size: int, nodes: NodeLookup) -> bytes:
+    """MTH(D[0:size]) (RFC 9162 §2.1.1) from stored perfect nodes: the root of a tree
+    of ``size`` leaves, the empty-tree hash for 0. Precondition: ``size >= 0``."""
+    return EMPTY_ROOT if size == 0 else range_hashes([(0, size)], nodes)[0]
 
 
 def _check_index(index: int, size: int) -> None:

@@ -41,7 +41,7 @@ class Catalog:
 
     @property
     def store(self) -> Store:
-        return Store(self.home.path, self.home.log())
+        return self.home.store()
 
     # -- anchors -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from anchoring.canonical import (
     derive_trial_salt_key,
     format_number,
     leaf_input,
+    member_order,
     record_salt,
 )
 from anchoring.errors import AnchoringError, CanonicalizationError, MalformedError
@@ -381,3 +382,12 @@ def test_numpy_bool_is_not_a_number(field_type: str) -> None:
     np = pytest.importorskip("numpy")
     with pytest.raises(CanonicalizationError):
         canonical_value(np.True_, field_type)
+
+
+def test_members_sort_by_utf16_code_units_not_code_points() -> None:
+    """U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before U+FFFF
+    (RFC 8785 §3.2.3), although its code point is larger."""
+    assert sorted(["\uffff", "\U0001f600", "a"], key=member_order) == ["a", "\U0001f600", "\uffff"]
+    value = {"\uffff": 1, "\U0001f600": 2, "\ue000": 3}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).decode() == '{"\U0001f600":2,"\ue000":3,"\uffff":1}'

@@ -13,8 +13,13 @@ from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring._internal.ledgers.local import LocalLedger
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
-from anchoring.ledgers.receipts import check_local_receipt
+from anchoring.errors import (
+    ProofFormatError,
+    ProofVerificationError,
+    VerificationError,
+    VerificationStep,
+)
+from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind, check_local_receipt
 from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
 from anchoring.verify import verify_record_proof
@@ -160,3 +165,24 @@ def test_every_edit_of_a_ledger_row_is_named(log: TransparencyLog, tmp_path: Pat
         "local ledger entry 1 has another entry_hash than its receipt",
         "local ledger entry 1 does not link to entry 0",
     ]
+
+
+def test_a_later_checkpoints_consistency_proof_must_be_lowercase_hex(
+    log: TransparencyLog,
+) -> None:
+    """Every receipt type, not only the local one, carries hashes as 64 lowercase hex digits."""
+    built, _ = _anchored_dataset(log)
+    proof = built.record_proof(2)
+    log.append(b"later")
+    later = log.sign_checkpoint(built.signer)
+    consistency = [h.hex() for h in log.consistency_proof(proof.log_size, log.size())]
+    witness = ReceiptKind(check=lambda receipt, checkpoint, note: None, independent=True,
+                          proves="cosigned by a test witness")
+    kinds = {**OFFLINE_CHECKS, "test/witness/v1": witness}
+    receipt = {"type": "test/witness/v1", "checkpoint": later, "consistency_proof": consistency}
+    verify_record_proof(dataclasses.replace(proof, anchors=(receipt,)),
+                        [built.signer.verifier], kinds)
+    shouting = dict(receipt, consistency_proof=[h.upper() for h in consistency])
+    with pytest.raises(ProofFormatError, match="lowercase hex"):
+        verify_record_proof(dataclasses.replace(proof, anchors=(shouting,)),
+                            [built.signer.verifier], kinds)

@@ -304,3 +304,14 @@ def test_an_anchoring_killed_midway_is_finished_with_one_ledger_entry_per_size(
     assert anchor(Home.open(home.path)) is None
     report = audit(Home.open(home.path))
     assert report.ok, report.findings
+
+
+def test_log_entry_deleted_is_named_not_a_crash(home: Home) -> None:
+    """A row gone from the middle of the log: the checkpoints beyond it cannot be
+    recomputed, and each says so."""
+    with db(home) as conn:
+        conn.execute("DELETE FROM log_entries WHERE idx = 1")
+    report = audit(home)
+    found = {f.check for f in report.findings}
+    assert {"log-entry", "checkpoint-root"} <= found, report.findings
+    assert "log entry 1 is missing" in {f.detail for f in report.findings}

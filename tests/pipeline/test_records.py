@@ -352,3 +352,15 @@ def test_record_digests_are_sha256_of_the_canonical_bytes(n: int) -> None:
         hashlib.sha256(_per_row(table, contract, row)).digest() for row in range(n)
     )
     assert digests == expected
+
+
+def test_records_order_members_by_utf16_code_units_like_canonical_json() -> None:
+    """A field name outside the BMP (a surrogate pair in UTF-16) sorts before U+E000-U+FFFF
+    in the vectorized records too (RFC 8785 §3.2.3)."""
+    names = ["\uffff", "\U0001f600", "\ue000", "a"]
+    contract = parse_contract({"name": "t", "fields": [{"name": n, "type": "integer"}
+                                                       for n in names], "primaryKey": ["a"]})
+    table = pa.table({n: [i] for i, n in enumerate(names)})
+    (record,) = canonical_records(table, contract).to_pylist()
+    assert record == _per_row(table, contract, 0)
+    assert record.decode() == '{"a":3,"\U0001f600":1,"\ue000":2,"\uffff":0}'
