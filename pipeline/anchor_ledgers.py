@@ -19,6 +19,7 @@ __all__ = [
     "follow_up",
     "pending_since",
     "read_states",
+    "submit_all",
     "write_run",
 ]
 

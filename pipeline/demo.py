@@ -20,7 +20,11 @@ then SIGKILL) when the demo is interrupted or runs longer than
 
 from __future__ import annotations
 
-__all__ = ["airflow_env", "main"]
+__all__ = [
+    "airflow_env",
+    "main",
+    "run_bounded",
+]
 
 import json
 import os

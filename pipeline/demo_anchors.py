@@ -13,6 +13,8 @@ Everything runs through the ``trialproof`` command line, as an operator would.
 
 from __future__ import annotations
 
+__all__ = ["ORIGIN", "REPO", "main"]
+
 import os
 import subprocess
 import sys

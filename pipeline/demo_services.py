@@ -17,6 +17,8 @@ __all__ = [
     "anvil_process",
     "free_port",
     "make_tsa_ca",
+    "stop",
+    "wait_for_port",
     "witness_process",
 ]
 

@@ -19,6 +19,9 @@ the offline verifier never imports.
 from __future__ import annotations
 
 __all__ = [
+    "AddCheckpoint",
+    "Answer",
+    "BadRequest",
     "Witness",
     "WitnessStateError",
     "init_witness",

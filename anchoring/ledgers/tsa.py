@@ -19,6 +19,7 @@ __all__ = [
     "checkpoint_imprint",
     "load_ca_file",
     "proven_time",
+    "rfc3339",
     "verify_tsa_receipts",
 ]
 
