@@ -2,11 +2,14 @@
 
 1. creates (or reuses) the home ``./.trialproof`` and the Airflow home ``./.airflow``
    (SQLite metadata, the same as ``make airflow``, so the UI shows these runs);
-2. runs the real ingest DAGs of the example registry (``registry/sponsors.yaml``:
+2. registers the pilot trial's protocol and statistical analysis plan
+   (``examples/documents/``) and anchors them, before any of its data is ingested;
+3. runs the real ingest DAGs of the example registry (``registry/sponsors.yaml``:
    the CDISC pilot trial CDISCPILOT01) and then the anchor DAG, in process with
    ``dag.test()``;
-3. writes a record proof and verifies it with nothing but the log's public key;
-4. prints what was ingested, the checkpoint, and where everything is.
+4. writes a record proof and verifies it with nothing but the log's public key;
+5. prints what was ingested, when the plans were anchored, the checkpoint, and where
+   everything is.
 
 A second run finds nothing new to ingest (deliveries are idempotent by sha256), says
 so, and verifies again. Every sensor the demo runs looks once (poke mode, no waiting):
@@ -40,6 +43,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 ORIGIN = "trials.example.org/log"
 DEMO_DATASET = ("CDISCPILOT01", "dm", {"STUDYID": "CDISCPILOT01", "USUBJID": "01-701-1015"})
+#: The planning documents registered before the data: (kind, label, file).
+DEMO_DOCUMENTS = (
+    ("protocol", "synopsis v1.0", REPO / "examples/documents/CDISCPILOT01/protocol-synopsis.txt"),
+    ("sap", "synopsis v1.0", REPO / "examples/documents/CDISCPILOT01/sap-synopsis.txt"),
+)
 #: Seconds the DAG runs may take before the demo stops them.
 DEFAULT_TIMEOUT = 900
 #: Seconds between SIGTERM and SIGKILL when the DAG runs are stopped.
@@ -100,6 +108,7 @@ def main() -> int:
     home = Home.open(home_path) if (home_path / "config.json").exists() else Home.init(
         home_path, ORIGIN)
     _say(f"trialproof home: {home.path}\nlog public key (vkey): {home.verifier.vkey}")
+    _preregister(home)
     airflow_home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home.path, airflow_home, registry)
 
@@ -130,6 +139,51 @@ def main() -> int:
              "and the log has not grown")
 
     return _summarize(home, airflow_home, registry, failed, started)
+
+
+def _preregister(home: Any) -> None:
+    """Register the trial's protocol and SAP and anchor them, before its data arrives.
+    Registering the same bytes again is a no-op, so a second run changes nothing."""
+    from pipeline.anchor import anchor
+    from pipeline.preregistration import register_document
+
+    trial = DEMO_DATASET[0]
+    size = home.log().size()
+    for kind, label, path in DEMO_DOCUMENTS:
+        document = register_document(home, trial, kind, label, path)
+        _say(f"registered the {kind} of {trial}: log entry {document.log_index}, "
+             f"sha256 {document.sha256[:16]}…")
+    if home.log().size() > size:
+        result = anchor(home)
+        if result is not None:
+            _say(f"anchored the plans at log size {result.size}, before any data")
+
+
+def _preregistration_summary(home: Any) -> None:
+    from pipeline.anchor import anchored
+    from pipeline.preregistration import document_entries, proven_time
+
+    trial = DEMO_DATASET[0]
+    store = home.store()
+    first_data = min((v.log_index for t, d in store.datasets() if t == trial
+                      for v in store.versions(t, d)), default=None)
+    first_data_anchor = next((s for s in anchored(home)
+                              if first_data is not None and s > first_data), None)
+    _say(f"\npre-registered (anchored before the data of {trial}):")
+    for document in document_entries(home, trial):
+        proven = proven_time(home, document.log_index)
+        # An anchoring at size s covers log entries below s: one at a size no larger than
+        # the first data version's index happened before that version was logged.
+        first = proven is not None and (first_data is None
+                                        or proven.anchored_size <= first_data)
+        _say(f"  {document.entry['kind']} {document.entry['label']!r}: log entry "
+             f"{document.log_index}, "
+             + (f"first anchored {proven} at size {proven.anchored_size}" if proven
+                else "not anchored yet")
+             + (" -- before the first data version" if first else ""))
+    if first_data is not None:
+        _say(f"  first data version of {trial}: log entry {first_data}, anchored at size "
+             f"{first_data_anchor if first_data_anchor is not None else '(not yet)'}")
 
 
 def _holdings(home: Any) -> tuple[int, dict[tuple[str, str], int], int]:
@@ -218,6 +272,8 @@ def _summarize(home: object, airflow_home: Path, registry: Path, failed: list[st
     rejected = sorted(quarantine.iterdir()) if quarantine.is_dir() else []
     if rejected:
         _say(f"  quarantined deliveries: {len(rejected)} in {quarantine}")
+
+    _preregistration_summary(home)
 
     trial, dataset, key = DEMO_DATASET
     proof = prove_record(home, trial, dataset, key={k: str(v) for k, v in key.items()})

@@ -84,7 +84,7 @@ class ProvenTime:
         }
 
     def __str__(self) -> str:
-        note = "" if self.independent else ", local ledger: not independent"
+        note = "" if self.independent else ", not independent"
         return f"{self.time} ({self.ledger}{note})"
 
 

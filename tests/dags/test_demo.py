@@ -45,6 +45,9 @@ def test_the_demo_runs_twice(tmp_path: Path, migrated_db: Path, pilot_dir: Path)
     first = run_demo(env)
     assert "CDISCPILOT01/ex: v1 of 1" in first and "-- verified" in first
     assert "nothing new to ingest" not in first
+    # The plans are registered and anchored before the data.
+    assert "anchored the plans at log size 2, before any data" in first
+    assert first.count("-- before the first data version") == 2
 
     # the on-arrival entry (ex) has nothing new now: its sensor looks once and gives up
     second = run_demo(env)
