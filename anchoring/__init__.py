@@ -99,7 +99,7 @@ def __getattr__(name: str) -> object:
 
         return verify_record_proof
     if name == "TransparencyLog":
-        from anchoring.log import TransparencyLog
+        from anchoring._internal.log import TransparencyLog
 
         return TransparencyLog
     if name == "MerkleTree":

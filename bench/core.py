@@ -265,9 +265,9 @@ class _CachedLogProof:
 
 def task_build_bundles(workdir: str, records: int) -> Any:
     """Set up a real log and dataset, then (measured) build and serialize every bundle."""
+    from anchoring._internal.log import TransparencyLog
     from anchoring.bundle import build_record_proof
     from anchoring.canonical import canonical_json, leaf_input, record_salt
-    from anchoring.log import TransparencyLog
     from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
     from anchoring.merkle.tree import MerkleTree
     from anchoring.note import Signer
@@ -402,7 +402,7 @@ def _fresh_sqlite(db_path: str) -> None:
 
 
 def task_log_append_many(path: str, url: str, sqlite_path: str | None) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
 
     if sqlite_path:
         _fresh_sqlite(sqlite_path)
@@ -427,7 +427,7 @@ def task_log_append_many(path: str, url: str, sqlite_path: str | None) -> Any:
 
 
 def task_log_proof_latency(url: str, kind: str, size: int, count: int) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
     from anchoring.merkle.verify import verify_consistency, verify_inclusion
 
     log = TransparencyLog(url, ORIGIN)
@@ -471,7 +471,7 @@ def task_log_proof_latency(url: str, kind: str, size: int, count: int) -> Any:
 
 
 def task_log_append_single(url: str, count: int, tag: str) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
 
     log = TransparencyLog(url, ORIGIN)
     before = log.size()

@@ -346,7 +346,7 @@ def _imports() -> dict[str, float]:
     import pyarrow.parquet  # noqa: F401
     import sqlalchemy  # noqa: F401
 
-    import anchoring.log  # noqa: F401
+    import anchoring._internal.log  # noqa: F401
     import pipeline.diff
     import pipeline.ingest
     import pipeline.readers

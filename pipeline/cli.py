@@ -81,7 +81,7 @@ def cli() -> None:
 @click.option("--key-name", default=None, help="the signing key's name (default: the origin)")
 def init(home_dir: Path | None, origin: str, key_name: str | None) -> None:
     """Create a home: the log's Ed25519 signing key, the salt key and the log. Prints the vkey."""
-    import anchoring.log  # noqa: F401  (the log needs the pipeline extra: check before writing keys)
+    import anchoring._internal.log  # noqa: F401  (the log needs the pipeline extra: check before writing keys)
 
     path = resolve_home(home_dir)
     home = Home.init(path, origin, key_name)

@@ -47,7 +47,7 @@ from anchoring.note import Signer, Verifier
 from pipeline.errors import HomeError
 
 if TYPE_CHECKING:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
 
 DEFAULT_HOME = ".trialproof"
 _CONFIG = "config.json"
@@ -265,7 +265,7 @@ class Home:
     def log(self) -> TransparencyLog:
         """The home's log, opened once per Home."""
         if self._log is None:
-            from anchoring.log import TransparencyLog
+            from anchoring._internal.log import TransparencyLog
 
             self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log

@@ -46,9 +46,9 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anchoring._internal.log import LogEntry
 from anchoring.canonical import SALT_SCHEME, canonical_json
 from anchoring.errors import DuplicateEntryError
-from anchoring.log import LogEntry
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.merkle.tree import MerkleTree
 from pipeline.contract import Contract

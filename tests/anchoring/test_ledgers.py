@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import BundleVerificationError, VerificationError, VerificationStep
 from anchoring.ledgers.local import LocalLedger
 from anchoring.ledgers.receipts import check_local_receipt
-from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
 from anchoring.verify import verify_record_proof
 

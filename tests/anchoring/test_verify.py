@@ -13,10 +13,10 @@ import pytest
 from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.bundle import parse_record_proof
 from anchoring.canonical import canonical_json
 from anchoring.errors import BundleFormatError, BundleVerificationError, VerificationStep
-from anchoring.log import TransparencyLog
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.note import Signer
 from anchoring.verify import AnchorPolicy, verify_record_proof

@@ -15,6 +15,7 @@ import pytest
 from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.bundle import (
     MAX_BUNDLE_BYTES,
     EntryProof,
@@ -42,7 +43,6 @@ from anchoring.ledgers.receipts import (
     is_rfc3339,
     local_entry_hash,
 )
-from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Signer

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.bundle import build_entry_proof, build_record_proof
 from anchoring.canonical import canonical_json, leaf_input, record_salt
 from anchoring.ledgers.local import LocalLedger
 from anchoring.ledgers.receipts import local_entry_hash
-from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.merkle.tree import MerkleTree
 from anchoring.note import Signer
