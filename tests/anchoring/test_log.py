@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
 from trialproof_log_schema import log_checkpoints, log_entries, log_nodes
 
-import anchoring._internal.log as log_module
+import anchoring._internal.log.transparency_log as log_module
 from anchoring._internal.log import LogEntry, TransparencyLog
 from anchoring.checkpoint import open_checkpoint
 from anchoring.errors import LogConsistencyError, LogDatabaseError, LogError

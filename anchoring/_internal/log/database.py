@@ -58,6 +58,7 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
@@ -113,6 +114,21 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
 # Connections a forked child inherited: never used there, and never closed either,
 # since closing would end the parent's PostgreSQL session.
 _INHERITED: list[Any] = []
+
+
+_DATABASES: weakref.WeakSet[LogDatabase] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for database in list(_DATABASES):
+        database._forget_inherited()
+
+
+@cache
+def _watch_forks() -> None:
+    """Register the fork hook once, with the first database: importing changes nothing."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 @cache
@@ -235,19 +251,20 @@ class LogDatabase:
         self.read_only = read_only
         self.memory = self.backend == "sqlite" and self._target in ("", ":memory:")
         if self.backend == "postgresql":
-            import psycopg2  # a ModuleNotFoundError names the extra to install
+            import psycopg2  # type: ignore[import-untyped]  # a missing driver names its extra
 
             self._driver_error: type[BaseException] = psycopg2.Error
             self._integrity_error: type[BaseException] = psycopg2.IntegrityError
         else:
             self._driver_error = sqlite3.Error
             self._integrity_error = sqlite3.IntegrityError
-        self._pid = os.getpid()
         self._idle: list[Any] = []
         self._pool_lock = threading.Lock()
         # An in-memory SQLite is one shared connection: one transaction at a time.
         self._memory_lock = threading.RLock()
         self._shared: Any = None
+        _watch_forks()
+        _DATABASES.add(self)
 
     def __repr__(self) -> str:
         # Never show a password.
@@ -299,19 +316,17 @@ class LogDatabase:
             return False
         return True
 
-    def _after_fork(self) -> None:
-        if self._pid != os.getpid():
-            _INHERITED.extend(self._idle)
-            self._idle = []
-            self._pool_lock = threading.Lock()
-            self._pid = os.getpid()
+    def _forget_inherited(self) -> None:
+        """In a forked child: set the parent's pooled connections aside, unused."""
+        _INHERITED.extend(self._idle)
+        self._idle = []
+        self._pool_lock = threading.Lock()
 
     def _acquire(self) -> Any:
         if self.memory:
             if self._shared is None:
                 self._shared = self._connect()
             return self._shared
-        self._after_fork()
         while True:
             with self._pool_lock:
                 raw = self._idle.pop() if self._idle else None
@@ -320,10 +335,10 @@ class LogDatabase:
             if self._alive(raw):
                 return raw
 
-    def _release(self, raw: Any, reusable: bool) -> None:
+    def _release(self, raw: Any, owner: int, reusable: bool) -> None:
         if self.memory:
             return
-        if self._pid != os.getpid():  # checked out before a fork
+        if owner != os.getpid():  # checked out before a fork
             _INHERITED.append(raw)
             return
         if reusable:
@@ -340,7 +355,6 @@ class LogDatabase:
 
     def close(self) -> None:
         """Close the pooled connections (a later transaction opens new ones)."""
-        self._after_fork()
         with self._pool_lock:
             idle, self._idle = self._idle, []
         for raw in idle:
@@ -373,6 +387,7 @@ class LogDatabase:
         guard = self._memory_lock if self.memory else _NO_LOCK
         with self.errors(), guard:
             raw = self._acquire()
+            owner = os.getpid()
             reusable = False
             conn: LogConnection | None = None
             try:
@@ -391,7 +406,7 @@ class LogDatabase:
             finally:
                 if conn is not None:
                     conn.close()
-                self._release(raw, reusable)
+                self._release(raw, owner, reusable)
 
     def _rollback(self, raw: Any) -> bool:
         """Roll back after a failure; whether the connection can be used again."""
