@@ -2,8 +2,8 @@
 C2SP signed notes and checkpoints, the transparency log, record proofs and their verifier.
 
 Verification (:mod:`anchoring.verify`) needs only the standard library and
-``cryptography``; the log (SQLAlchemy) and the tree builder (DataFusion) load
-only when used.
+``cryptography``; the log (:mod:`anchoring._internal.log`) and the tree builder
+(DataFusion) load only when used.
 """
 
 from typing import TYPE_CHECKING

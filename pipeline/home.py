@@ -266,6 +266,9 @@ class Home:
         """The home's log, opened once per Home."""
         if self._log is None:
             from anchoring._internal.log import TransparencyLog
+            from pipeline.extras import require_pipeline_extra
+
+            require_pipeline_extra()
 
             self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log
