@@ -160,4 +160,5 @@ def test_repr_hides_the_password() -> None:
 
     database = LogDatabase("postgresql://user:s3cret@127.0.0.1:1/x")
     assert "s3cret" not in repr(database)
-    assert repr(database) == "postgresql://user:***@127.0.0.1:1/x"
+    assert database.display_url == "postgresql://user:***@127.0.0.1:1/x"
+    assert repr(TransparencyLog("sqlite://", ORIGIN)) == f"TransparencyLog('sqlite://', {ORIGIN!r})"

@@ -266,13 +266,17 @@ class LogDatabase:
         _watch_forks()
         _DATABASES.add(self)
 
-    def __repr__(self) -> str:
-        # Never show a password.
+    @property
+    def display_url(self) -> str:
+        """The URL with its password, if any, replaced by ``***``."""
         parts = urlsplit(self._url)
         if parts.password is None:
             return self._url
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         return parts._replace(netloc=netloc).geturl()
+
+    def __repr__(self) -> str:
+        return f"LogDatabase({self.display_url!r})"
 
     # -- connections ---------------------------------------------------------------
 

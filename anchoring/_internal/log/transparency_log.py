@@ -171,7 +171,7 @@ class TransparencyLog:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TransparencyLog({self._db!r}, {self.origin!r})"
+        return f"TransparencyLog({self._db.display_url!r}, {self.origin!r})"
 
     def _init_schema(self) -> None:
         if self.read_only:
