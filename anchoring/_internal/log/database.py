@@ -60,7 +60,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -114,8 +114,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
 # Connections a forked child inherited: never used there, and never closed either,
 # since closing would end the parent's PostgreSQL session.
 _INHERITED: list[Any] = []
-
-
+# Every open database, for the fork hook.
 _DATABASES: weakref.WeakSet[LogDatabase] = weakref.WeakSet()
 
 
@@ -388,7 +387,7 @@ class LogDatabase:
         """
         if write and self.read_only:
             raise LogDatabaseError("the log is open read-only; this operation writes to it")
-        guard = self._memory_lock if self.memory else _NO_LOCK
+        guard: AbstractContextManager[Any] = self._memory_lock if self.memory else nullcontext()
         with self.errors(), guard:
             raw = self._acquire()
             owner = os.getpid()
@@ -452,14 +451,3 @@ class LogDatabase:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (_PG_INIT_LOCK,))
         for statement in _SCHEMA[self.backend]:
             conn.execute(statement)
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
