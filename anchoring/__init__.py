@@ -2,9 +2,9 @@
 C2SP signed notes and checkpoints, the transparency log, record proofs and their verifier.
 
 Verification (:mod:`anchoring.verify`) needs only the standard library and
-``cryptography``; the log (SQLAlchemy) loads only when used. The producer side (the
-tree builder, the log database, the ledger clients) is in :mod:`anchoring._internal`,
-which is not public API.
+``cryptography``; the log (:mod:`anchoring._internal.log`) loads only when used. The
+producer side (the tree builder, the log database, the ledger clients) is in
+:mod:`anchoring._internal`, which is not public API.
 """
 
 import typing
@@ -99,7 +99,7 @@ def __getattr__(name: str) -> object:
 
         return verify_record_proof
     if name == "TransparencyLog":
-        from anchoring.log import TransparencyLog
+        from anchoring._internal.log import TransparencyLog
 
         return TransparencyLog
     raise AttributeError(f"module 'anchoring' has no attribute {name!r}")

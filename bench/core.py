@@ -268,9 +268,9 @@ class _CachedLogProof:
 
 def task_build_record_proofs(workdir: str, records: int) -> Any:
     """Set up a real log and dataset, then (measured) build and serialize every record proof."""
+    from anchoring._internal.log import TransparencyLog
     from anchoring._internal.tree import MerkleTree
     from anchoring.canonical import canonical_json, leaf_input, record_salt
-    from anchoring.log import TransparencyLog
     from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
     from anchoring.note import Signer
     from anchoring.record_proof import build_record_proof
@@ -407,7 +407,7 @@ def _fresh_sqlite(db_path: str) -> None:
 
 
 def task_log_append_many(path: str, url: str, sqlite_path: str | None) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
 
     if sqlite_path:
         _fresh_sqlite(sqlite_path)
@@ -432,7 +432,7 @@ def task_log_append_many(path: str, url: str, sqlite_path: str | None) -> Any:
 
 
 def task_log_proof_latency(url: str, kind: str, size: int, count: int) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
     from anchoring.merkle.verify import verify_consistency, verify_inclusion
 
     log = TransparencyLog(url, ORIGIN)
@@ -476,7 +476,7 @@ def task_log_proof_latency(url: str, kind: str, size: int, count: int) -> Any:
 
 
 def task_log_append_single(url: str, count: int, tag: str) -> Any:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
 
     log = TransparencyLog(url, ORIGIN)
     before = log.size()

@@ -344,9 +344,8 @@ def _imports() -> dict[str, float]:
     import pyarrow.compute
     import pyarrow.csv
     import pyarrow.parquet  # noqa: F401
-    import sqlalchemy  # noqa: F401
 
-    import anchoring.log  # noqa: F401
+    import anchoring._internal.log  # noqa: F401
     import pipeline.diff
     import pipeline.ingest
     import pipeline.readers
@@ -507,7 +506,7 @@ def task_diff(home: str, expected: dict[str, int]) -> Any:
     from pipeline.home import Home
 
     store = Home.open(Path(home)).store()
-    store.versions(TRIAL, DATASET)  # opens the log (SQLAlchemy engine) outside the timing
+    store.versions(TRIAL, DATASET)  # opens the log outside the timing
 
     def step() -> Any:
         return diff_versions(store, TRIAL, DATASET, 1, 2)
@@ -978,7 +977,7 @@ class _Suite:
         total = sum(cost.values())
         lines = ["### First-use cost (not in the times above)", "",
                  f"A fresh process pays, before its first ingest: imports of pyarrow, "
-                 f"DataFusion, polars, pandas, SQLAlchemy and the pipeline "
+                 f"DataFusion, polars, pandas and the pipeline "
                  f"{fmt_seconds(cost['libraries_seconds'])}, "
                  f"the Great Expectations import {fmt_seconds(cost['gx_import_seconds'])}, and "
                  f"a first {N_WARMUP:,}-row ingest (first GX context, SQLite engine, kernels) "

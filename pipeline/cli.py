@@ -80,7 +80,9 @@ def cli() -> None:
 @click.option("--key-name", default=None, help="the signing key's name (default: the origin)")
 def init(home_dir: Path | None, origin: str, key_name: str | None) -> None:
     """Create a home: the log's Ed25519 signing key, the salt key and the log. Prints the vkey."""
-    import anchoring.log  # noqa: F401  (the log needs the pipeline extra: check before writing keys)
+    from pipeline.extras import require_pipeline_extra
+
+    require_pipeline_extra()  # before writing keys
 
     path = resolve_home(home_dir)
     home = Home.init(path, origin, key_name)
@@ -359,6 +361,9 @@ def _parse_key(text: str) -> dict[str, str]:
 def prove(home_dir: Path | None, trial: str, dataset: str, version: int | None,
           key_text: str | None, index: int | None, out: Path, tlog_out: Path | None) -> None:
     """Write a record proof that anyone can verify offline with the log's vkey."""
+    from pipeline.arrow_import import import_arrow_without_numpy
+
+    import_arrow_without_numpy()
     from pipeline.fsutil import write_text_durably
     from pipeline.prove import prove_record
 

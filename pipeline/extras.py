@@ -8,14 +8,22 @@ the registry) needs ``pip install 'trialproof[pipeline]'``; a PostgreSQL log nee
 
 from __future__ import annotations
 
-__all__ = ["EXTRA_OF_PACKAGE", "PIPELINE_PACKAGES", "MissingExtraError", "missing_extra"]
+__all__ = [
+    "EXTRA_OF_PACKAGE",
+    "PIPELINE_PACKAGES",
+    "MissingExtraError",
+    "missing_extra",
+    "require_pipeline_extra",
+]
+
+import importlib.util
 
 from pipeline.errors import UsageError
 
 #: Top-level import names of the ``pipeline`` extra's packages.
 PIPELINE_PACKAGES = frozenset({
     "croniter", "datafusion", "fsspec", "great_expectations", "numpy", "odmlib", "pandas",
-    "polars", "pyarrow", "pyreadstat", "rich", "sqlalchemy", "yaml",
+    "polars", "pyarrow", "pyreadstat", "rich", "yaml",
 })
 
 #: The extra that installs each top-level import name.
@@ -44,3 +52,12 @@ def missing_extra(exc: BaseException) -> MissingExtraError | None:
         if package in EXTRA_OF_PACKAGE:
             return MissingExtraError(package, EXTRA_OF_PACKAGE[package])
     return None
+
+
+def require_pipeline_extra() -> None:
+    """Refuse a sponsor-side step (opening the log, making a home) without the ``pipeline``
+    extra. The log itself needs only the standard library, so its import cannot tell;
+    this looks the packages up without importing them."""
+    for package in sorted(PIPELINE_PACKAGES):
+        if importlib.util.find_spec(package) is None:
+            raise MissingExtraError(package, "pipeline")

@@ -48,7 +48,7 @@ from pipeline.errors import HomeError
 from pipeline.fsutil import write_text_durably
 
 if TYPE_CHECKING:
-    from anchoring.log import TransparencyLog
+    from anchoring._internal.log import TransparencyLog
     from pipeline.store import Store
 
 DEFAULT_HOME = ".trialproof"
@@ -256,7 +256,10 @@ class Home:
     def log(self) -> TransparencyLog:
         """The home's log, opened once per Home."""
         if self._log is None:
-            from anchoring.log import TransparencyLog
+            from anchoring._internal.log import TransparencyLog
+            from pipeline.extras import require_pipeline_extra
+
+            require_pipeline_extra()
 
             self._log = TransparencyLog(self.log_url, self.origin, read_only=self.read_only)
         return self._log

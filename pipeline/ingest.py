@@ -52,10 +52,10 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anchoring._internal.log import LogEntry
 from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import SALT_SCHEME, canonical_json
 from anchoring.errors import DuplicateEntryError
-from anchoring.log import LogEntry
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from pipeline.contract import Contract
 from pipeline.errors import ReadError, StoreError, ValidationFailed

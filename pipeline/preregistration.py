@@ -37,9 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from anchoring._internal.log import LogEntry
 from anchoring.canonical import canonical_json
 from anchoring.errors import AnchoringError, CanonicalizationError, DuplicateEntryError
-from anchoring.log import LogEntry
 from pipeline.errors import StoreError, UsageError
 from pipeline.fsutil import copy_durably, sha256_file, write_bytes_durably
 from pipeline.home import Home

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anchoring.log import LogEntry, TransparencyLog
+from anchoring._internal.log import LogEntry, TransparencyLog
 from anchoring.merkle.hasher import leaf_hash
 from pipeline.errors import StoreError
 from pipeline.fsutil import fsync_dir, remove_stale_temp_files, write_bytes_durably

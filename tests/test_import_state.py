@@ -36,7 +36,7 @@ for package in ("anchoring", "pipeline"):
             importlib.import_module(info.name)
 on_import = list(calls)
 changed = sorted(k for k in set(environ) | set(os.environ) if environ.get(k) != os.environ.get(k))
-from anchoring.log import TransparencyLog
+from anchoring._internal.log import TransparencyLog
 TransparencyLog("sqlite://", "example.org/log")
 TransparencyLog("sqlite://", "example.org/log")
 print(json.dumps({"on_import": on_import, "environ": changed, "after_logs": calls}))

@@ -7,9 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from anchoring._internal.log import TransparencyLog
 from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import SALT_SCHEME, canonical_json, leaf_input, record_salt
-from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.note import Signer
 from anchoring.record_proof import RecordProof, build_record_proof

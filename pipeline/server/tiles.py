@@ -27,10 +27,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
+from anchoring._internal.log import TransparencyLog
 from anchoring.errors import LogConsistencyError
-from anchoring.log import TransparencyLog, log_entries, log_nodes
 from pipeline.server.errors import ApiError
 
 TILE_HEIGHT = 8
@@ -142,12 +140,11 @@ def _read_tile_hashes(log: TransparencyLog, level: int, tile: TileRequest) -> by
     start = tile.index * TILE_WIDTH
     _require_span(log.size(), level, tile)
     with log.reading() as conn:
-        rows = conn.execute(
-            select(log_nodes.c.idx, log_nodes.c.hash)
-            .where(log_nodes.c.level == TILE_HEIGHT * level)
-            .where(log_nodes.c.idx >= start, log_nodes.c.idx < start + tile.width)
-            .order_by(log_nodes.c.idx)
-        ).all()
+        rows = conn.all(
+            "SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ? "
+            "ORDER BY idx",
+            (TILE_HEIGHT * level, start, start + tile.width),
+        )
     if [int(r[0]) for r in rows] != list(range(start, start + tile.width)):
         raise LogConsistencyError(f"the log is missing stored nodes of tile {level}/{tile.index}")
     return b"".join(bytes(r[1]) for r in rows)
@@ -157,11 +154,10 @@ def _read_entry_bundle(log: TransparencyLog, tile: TileRequest) -> bytes:
     start = tile.index * TILE_WIDTH
     _require_span(log.size(), 0, tile)
     with log.reading() as conn:
-        rows = conn.execute(
-            select(log_entries.c.idx, log_entries.c.leaf_input)
-            .where(log_entries.c.idx >= start, log_entries.c.idx < start + tile.width)
-            .order_by(log_entries.c.idx)
-        ).all()
+        rows = conn.all(
+            "SELECT idx, leaf_input FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, start + tile.width),
+        )
     if [int(r[0]) for r in rows] != list(range(start, start + tile.width)):
         raise LogConsistencyError(f"the log is missing entries of bundle {tile.index}")
     out = bytearray()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from trialproof_testkit import ORIGIN, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import ProofVerificationError, VerificationError
 from anchoring.ledgers.ethereum import anchor_payload, check_ethereum_receipt
-from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
 from anchoring.verify import verify_record_proof
 

@@ -12,6 +12,7 @@ import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring._internal.ledgers.local import LocalLedger
+from anchoring._internal.log import TransparencyLog
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import (
     ProofFormatError,
@@ -20,7 +21,6 @@ from anchoring.errors import (
     VerificationStep,
 )
 from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind, check_local_receipt
-from anchoring.log import TransparencyLog
 from anchoring.note import Signer, parse_note
 from anchoring.verify import verify_record_proof
 

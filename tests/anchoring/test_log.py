@@ -1,4 +1,4 @@
-"""The transparency log (anchoring.log) against real SQLite and PostgreSQL databases."""
+"""The transparency log (anchoring._internal.log) against real SQLite and PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
+from trialproof_log_schema import log_checkpoints, log_entries, log_nodes
 
-import anchoring.log as log_module
+import anchoring._internal.log.transparency_log as log_module
+from anchoring._internal.log import LogEntry, TransparencyLog
 from anchoring._internal.tree import MerkleTree
 from anchoring.checkpoint import open_checkpoint
 from anchoring.errors import LogConsistencyError, LogDatabaseError, LogError
-from anchoring.log import LogEntry, TransparencyLog, log_checkpoints, log_entries, log_nodes
 from anchoring.merkle.hasher import EMPTY_ROOT, leaf_hash
 from anchoring.merkle.verify import verify_consistency, verify_inclusion
 from anchoring.note import Signer

@@ -15,9 +15,9 @@ import rfc9162_reference as ref
 from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
+from anchoring._internal.log import TransparencyLog
 from anchoring.canonical import canonical_json
 from anchoring.errors import ProofFormatError, ProofVerificationError, VerificationStep
-from anchoring.log import TransparencyLog
 from anchoring.merkle.hasher import leaf_hash
 from anchoring.note import Signer
 from anchoring.record_proof import parse_record_proof

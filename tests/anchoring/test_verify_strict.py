@@ -16,6 +16,7 @@ from referencing import Registry, Resource
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring._internal.ledgers.local import LocalLedger
+from anchoring._internal.log import TransparencyLog
 from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input
 from anchoring.errors import (
@@ -32,7 +33,6 @@ from anchoring.ledgers.receipts import (
     is_rfc3339,
     local_entry_hash,
 )
-from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.note import Signer
 from anchoring.record_proof import (

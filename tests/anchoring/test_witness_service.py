@@ -14,9 +14,9 @@ import pytest
 from ledger_nodes import free_port, trialproof, witness_process
 
 from anchoring._internal.ledgers.witness_client import add_checkpoint_body
+from anchoring._internal.log import TransparencyLog
 from anchoring.checkpoint import Checkpoint
 from anchoring.ledgers.witness import valid_cosigners
-from anchoring.log import TransparencyLog
 from anchoring.note import Signer, Verifier, parse_note
 
 ORIGIN = "trials.example.org/log"

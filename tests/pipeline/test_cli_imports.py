@@ -57,6 +57,31 @@ def test_vkey_and_verify_load_no_database_arrow_or_pandas(tmp_path: Path) -> Non
         assert not modules & set(HEAVY), (args, sorted(modules & set(HEAVY)))
 
 
+def test_versions_checkpoint_and_prove_load_only_what_they_need(tmp_path: Path) -> None:
+    """The log reads its database without SQLAlchemy; a proof reads one row with Arrow but
+    without NumPy or pandas."""
+    from pipeline.contract import parse_contract
+    from pipeline.ingest import ingest
+
+    home = Home.init(tmp_path / "home", ORIGIN)
+    delivery = tmp_path / "vs.csv"
+    delivery.write_text("USUBJID,VSSEQ\n01-701-1001,1\n01-701-1001,2\n01-701-1002,1\n")
+    contract = parse_contract({"name": "vs", "primaryKey": ["USUBJID", "VSSEQ"], "fields": [
+        {"name": "USUBJID", "type": "string"}, {"name": "VSSEQ", "type": "integer"}]})
+    ingest(home, delivery, "T1", "vs", contract)
+    select = ["--trial", "T1", "--dataset", "vs"]
+    for args in (["versions", *select], ["checkpoint"]):
+        code, modules = loaded_by(args, home.path)
+        assert code == 0, args
+        assert not modules & set(HEAVY), (args, sorted(modules & set(HEAVY)))
+    proof = tmp_path / "proof.json"
+    code, modules = loaded_by(["prove", *select, "--index", "2", "--out", str(proof)], home.path)
+    assert code == 0
+    assert "pyarrow" in modules
+    assert not modules & (set(HEAVY) - {"pyarrow"}), sorted(modules & set(HEAVY))
+    assert json.loads(proof.read_text())["leaf_index"] == 2
+
+
 @pytest.mark.parametrize("index", [0, 2, 3, 7, 9])
 def test_a_row_is_read_from_its_row_group(tmp_path: Path, index: int) -> None:
     path = tmp_path / "records.parquet"

@@ -17,10 +17,10 @@ import pytest
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring._internal.ledgers.local import LocalLedger
+from anchoring._internal.log import TransparencyLog
 from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input, record_salt
 from anchoring.ledgers.receipts import local_entry_hash
-from anchoring.log import TransparencyLog
 from anchoring.manifest import MANIFEST_TYPE, manifest_leaf_input
 from anchoring.note import Signer
 from anchoring.record_proof import build_entry_proof, build_record_proof

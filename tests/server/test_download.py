@@ -111,7 +111,7 @@ def test_tampered_manifest_fails_at_log_inclusion(own_home: ServedHome, own_serv
                                                   tmp_path: Path) -> None:
     from sqlalchemy import update
 
-    from anchoring.log import log_entries
+    from anchoring._internal.log import log_entries
 
     # Rewrite the stored log entry of dm v2 (and its leaf hash, so the log still reads).
     entry = own_home.home.log().entry(1)

@@ -21,21 +21,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, insert, select
-
+from anchoring._internal.log import TransparencyLog
+from anchoring._internal.log.database import LogConnection
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import AnchoringError, VerificationError
 from anchoring.ledgers.receipts import LOCAL_RECEIPT_TYPE, check_local_receipt, local_entry_hash
-from anchoring.log import TransparencyLog
 from anchoring.note import parse_note
 
-_metadata = MetaData()
-ledger_entries = Table(
-    "anchor_local_ledger",
-    _metadata,
-    Column("idx", Integer, primary_key=True, autoincrement=False),
-    Column("entry_hash", String(64), nullable=False, unique=True),
-    Column("receipt", Text, nullable=False),
+#: The ledger's table, in the log's database.
+LEDGER_TABLE = "anchor_local_ledger"
+_CREATE_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (idx INTEGER NOT NULL, "
+    "entry_hash VARCHAR(64) NOT NULL, receipt TEXT NOT NULL, PRIMARY KEY (idx), "
+    "UNIQUE (entry_hash))"
 )
 
 
@@ -56,7 +54,7 @@ class LocalLedger:
         self.log = log
         if not log.read_only:
             with log.serialized() as (conn, _size):
-                _metadata.create_all(conn, checkfirst=True)
+                conn.execute(_CREATE_TABLE)
 
     @property
     def ledger_id(self) -> str:
@@ -77,11 +75,9 @@ class LocalLedger:
                         f"{checkpoint.size} (entry {earlier.get('index')})"
                     )
                 return earlier  # anchored before, by a run that did not finish
-            last = conn.execute(
-                select(ledger_entries.c.idx, ledger_entries.c.entry_hash)
-                .order_by(ledger_entries.c.idx.desc())
-                .limit(1)
-            ).first()
+            last = conn.one(
+                f"SELECT idx, entry_hash FROM {LEDGER_TABLE} ORDER BY idx DESC LIMIT 1"
+            )
             receipt: dict[str, Any] = {
                 "type": LOCAL_RECEIPT_TYPE,
                 "ledger": self.ledger_id,
@@ -95,18 +91,15 @@ class LocalLedger:
             }
             receipt["entry_hash"] = local_entry_hash(receipt)
             conn.execute(
-                insert(ledger_entries).values(
-                    idx=receipt["index"],
-                    entry_hash=receipt["entry_hash"],
-                    receipt=json.dumps(receipt, sort_keys=True),
-                )
+                f"INSERT INTO {LEDGER_TABLE} (idx, entry_hash, receipt) VALUES (?, ?, ?)",
+                (receipt["index"], receipt["entry_hash"], json.dumps(receipt, sort_keys=True)),
             )
         return receipt
 
     @staticmethod
-    def _receipts(conn: Connection) -> list[dict[str, Any]]:
+    def _receipts(conn: LogConnection) -> list[dict[str, Any]]:
         """Every entry's receipt by index; a row that is not a JSON object reads as {}."""
-        rows = conn.execute(select(ledger_entries.c.receipt).order_by(ledger_entries.c.idx))
+        rows = conn.all(f"SELECT receipt FROM {LEDGER_TABLE} ORDER BY idx")
         receipts: list[dict[str, Any]] = []
         for (text,) in rows:
             try:
@@ -119,7 +112,7 @@ class LocalLedger:
     def entries(self) -> list[dict[str, Any]]:
         """Every entry's receipt, by index (none while nothing was anchored)."""
         with self.log.reading() as conn:
-            if not conn.dialect.has_table(conn, ledger_entries.name):
+            if not conn.has_table(LEDGER_TABLE):
                 return []
             return self._receipts(conn)
 
@@ -128,11 +121,10 @@ class LocalLedger:
         problems: list[str] = []
         previous: str | None = None
         with self.log.reading() as conn:
-            if not conn.dialect.has_table(conn, ledger_entries.name):
+            if not conn.has_table(LEDGER_TABLE):
                 return []
-            columns = conn.execute(
-                select(ledger_entries.c.entry_hash).order_by(ledger_entries.c.idx)
-            ).scalars().all()
+            columns = [row[0] for row in
+                       conn.all(f"SELECT entry_hash FROM {LEDGER_TABLE} ORDER BY idx")]
             entries = self._receipts(conn)
         for i, (entry, column) in enumerate(zip(entries, columns, strict=True)):
             if column != entry.get("entry_hash"):
