@@ -47,8 +47,8 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pilot(shared_dir: Path) -> Path:
-    return shared_dir / "data" / "cdisc_pilot" / "sdtm_cdiscpilot01"
+def pilot(pilot_dir: Path) -> Path:
+    return pilot_dir / "sdtm_cdiscpilot01"
 
 
 def untouched(home: Path) -> bool:
@@ -58,6 +58,7 @@ def untouched(home: Path) -> bool:
             and not (home / "quarantine").exists() and not (home / "datasets").exists())
 
 
+@pytest.mark.pilot_data
 def test_a_dry_run_validates_writes_the_report_and_commits_nothing(
         run: Any, home: Path, pilot: Path, tmp_path: Path) -> None:
     good = run(home, "ingest", str(pilot / "dm.xpt"), "--trial", "CDISCPILOT01", "--dataset",
@@ -81,6 +82,7 @@ def test_a_dry_run_validates_writes_the_report_and_commits_nothing(
     assert untouched(home)
 
 
+@pytest.mark.pilot_data
 def test_studyid_and_registry_checks_exit_2_unless_forced(run: Any, home: Path, pilot: Path,
                                                           tmp_path: Path) -> None:
     # not in the registry (the repository's lists CDISCPILOT01 only)
