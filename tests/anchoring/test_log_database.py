@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anchoring.ledgers.local import LocalLedger
-from anchoring.merkle.tree import MerkleTree
 from sqlalchemy import create_engine, insert, inspect
 from sqlalchemy.pool import NullPool
 from trialproof_log_schema import anchor_local_ledger, log_head, metadata
 
+from anchoring._internal.ledgers.local import LocalLedger
 from anchoring._internal.log import TransparencyLog
+from anchoring._internal.tree import MerkleTree
 from anchoring.errors import LogError
 from anchoring.note import Signer
 
@@ -107,7 +107,7 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Block())
 from anchoring._internal.log import TransparencyLog
-from anchoring.ledgers.local import LocalLedger
+from anchoring._internal.ledgers.local import LocalLedger
 from anchoring.note import Signer
 log = TransparencyLog(sys.argv[1], "example.org/log")
 log.append_many([b"a", b"b", b"c"])
