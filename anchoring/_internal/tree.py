@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from anchoring.errors import MalformedError
-from anchoring.merkle.hasher import EMPTY_ROOT, HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
+from anchoring.merkle.hasher import HASH_SIZE, LEAF_PREFIX, NODE_PREFIX
 from anchoring.merkle.shape import (
     NodeId,
     consistency_ranges,
-    fold_perfect_nodes,
     inclusion_ranges,
-    perfect_nodes,
+    range_hashes,
+    root_from_nodes,
 )
 
 
@@ -178,9 +178,6 @@ class MerkleTree:
         """All leaf hashes, concatenated in leaf order."""
         return bytes(self._levels[0]) if self._levels else b""
 
-    def _range_hash(self, lo: int, hi: int) -> bytes:
-        return fold_perfect_nodes([self.node(level, i) for level, i in perfect_nodes(lo, hi)])
-
     # -- RFC 9162 §2.1 ---------------------------------------------------------
 
     def root(self, size: int | None = None) -> bytes:
@@ -188,21 +185,21 @@ class MerkleTree:
         size = self.size if size is None else size
         if not 0 <= size <= self.size:
             raise IndexError(f"size {size} is beyond the tree's {self.size} leaves")
-        return EMPTY_ROOT if size == 0 else self._range_hash(0, size)
+        return root_from_nodes(size, self.nodes)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1). Precondition: index < size <= self.size."""
         size = self.size if size is None else size
         if size > self.size:
             raise IndexError(f"size {size} is beyond the tree's {self.size} leaves")
-        return [self._range_hash(lo, hi) for lo, hi in inclusion_ranges(index, size)]
+        return range_hashes(inclusion_ranges(index, size), self.nodes)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """PROOF(old_size, D[0:new_size]) (RFC 9162 §2.1.4.1). Precondition: 0 < old <= new."""
         new_size = self.size if new_size is None else new_size
         if new_size > self.size:
             raise IndexError(f"size {new_size} is beyond the tree's {self.size} leaves")
-        return [self._range_hash(lo, hi) for lo, hi in consistency_ranges(old_size, new_size)]
+        return range_hashes(consistency_ranges(old_size, new_size), self.nodes)
 
     def nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
         """Several perfect nodes at once."""

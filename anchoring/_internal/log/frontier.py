@@ -25,13 +25,14 @@ __all__ = [
 
 from collections.abc import Callable, Sequence
 
-from anchoring.merkle.hasher import EMPTY_ROOT, leaf_hash, node_hash
+from anchoring.merkle.hasher import leaf_hash, node_hash
 from anchoring.merkle.shape import (
     NodeId,
     consistency_ranges,
-    fold_perfect_nodes,
     inclusion_ranges,
     perfect_nodes,
+    range_hashes,
+    root_from_nodes,
 )
 
 #: Reads the hashes of stored perfect nodes, in the order asked for.
@@ -85,30 +86,16 @@ class Frontier:
         return entries, nodes
 
 
-def _range_hashes(ranges: Sequence[tuple[int, int]], read_nodes: NodeReader) -> list[bytes]:
-    """MTH of each leaf range (RFC 9162 §2.1.1), from stored perfect nodes, one read."""
-    split = [perfect_nodes(lo, hi) for lo, hi in ranges]
-    hashes = read_nodes([node for nodes in split for node in nodes])
-    out: list[bytes] = []
-    at = 0
-    for nodes in split:
-        out.append(fold_perfect_nodes(hashes[at : at + len(nodes)]))
-        at += len(nodes)
-    return out
-
-
 def root_hash(size: int, read_nodes: NodeReader) -> bytes:
     """MTH(D[0:size]) (RFC 9162 §2.1.1)."""
-    if size == 0:
-        return EMPTY_ROOT
-    return fold_perfect_nodes(read_nodes(perfect_nodes(0, size)))
+    return root_from_nodes(size, read_nodes)
 
 
 def inclusion_hashes(index: int, size: int, read_nodes: NodeReader) -> list[bytes]:
     """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1). Precondition: 0 <= index < size."""
-    return _range_hashes(inclusion_ranges(index, size), read_nodes)
+    return range_hashes(inclusion_ranges(index, size), read_nodes)
 
 
 def consistency_hashes(old_size: int, new_size: int, read_nodes: NodeReader) -> list[bytes]:
     """PROOF(old_size, D[0:new_size]) (RFC 9162 §2.1.4.1). Precondition: 0 < old <= new."""
-    return _range_hashes(consistency_ranges(old_size, new_size), read_nodes)
+    return range_hashes(consistency_ranges(old_size, new_size), read_nodes)
