@@ -106,28 +106,38 @@ def _serialize(value: Any, out: list[str]) -> None:
     elif isinstance(value, str):
         out.append(_json_string(value))
     elif isinstance(value, Mapping):
-        keys = list(value)
-        for key in keys:
-            if not isinstance(key, str):
-                raise CanonicalizationError(f"object key {key!r} is not a string")
-        keys.sort(key=member_order)
-        out.append("{")
-        for i, key in enumerate(keys):
-            if i:
-                out.append(",")
-            out.append(_json_string(key))
-            out.append(":")
-            _serialize(value[key], out)
-        out.append("}")
+        _serialize_object(value, out)
     elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _serialize(item, out)
-        out.append("]")
+        _serialize_array(value, out)
     else:
         raise CanonicalizationError(f"{type(value).__name__} has no JSON form")
+
+
+def _serialize_object(value: Mapping[Any, Any], out: list[str]) -> None:
+    """An object, members sorted by name (RFC 8785 §3.2.3)."""
+    keys = list(value)
+    for key in keys:
+        if not isinstance(key, str):
+            raise CanonicalizationError(f"object key {key!r} is not a string")
+    keys.sort(key=member_order)
+    out.append("{")
+    for i, key in enumerate(keys):
+        if i:
+            out.append(",")
+        out.append(_json_string(key))
+        out.append(":")
+        _serialize(value[key], out)
+    out.append("}")
+
+
+def _serialize_array(value: list[Any] | tuple[Any, ...], out: list[str]) -> None:
+    """An array, elements in order (RFC 8785 §3.2.2)."""
+    out.append("[")
+    for i, item in enumerate(value):
+        if i:
+            out.append(",")
+        _serialize(item, out)
+    out.append("]")
 
 
 def member_order(name: str) -> bytes:
@@ -166,40 +176,7 @@ def canonical_value(value: Any, field_type: str) -> Any:
     if isinstance(value, str | bytes) and field_type in ("integer", "number"):
         raise CanonicalizationError(f"text {value!r} is not a valid {field_type}")
     try:
-        if field_type == "string":
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if field_type == "integer":
-            if isinstance(value, bool):
-                raise TypeError
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise TypeError
-                value = int(value)
-            result = int(value)
-            if abs(result) > MAX_SAFE_INTEGER:
-                raise OverflowError
-            return result
-        if field_type == "number":
-            if isinstance(value, bool):
-                raise TypeError
-            result_f = float(value)
-            if not math.isfinite(result_f):
-                raise CanonicalizationError(f"{result_f} is not a finite number")
-            return result_f
-        if field_type == "boolean":
-            if not _is_boolean(value):
-                raise TypeError
-            return bool(value)
-        if field_type == "date":
-            if isinstance(value, _dt.datetime) or not isinstance(value, _dt.date):
-                raise TypeError
-            return value.isoformat()
-        if field_type == "datetime":
-            if not isinstance(value, _dt.datetime):
-                raise TypeError
-            return _rfc3339(value)
+        return _FIELD_CONVERTERS[field_type](value)
     except OverflowError:
         raise CanonicalizationError(
             f"{value!r} is outside ±(2**53-1) and cannot be represented exactly"
@@ -208,7 +185,69 @@ def canonical_value(value: Any, field_type: str) -> Any:
         raise CanonicalizationError(
             f"{type(value).__name__} value {value!r} is not a valid {field_type}"
         ) from None
-    raise AssertionError("unreachable: every field type returns above")
+
+
+# The field-type converters below raise TypeError or ValueError for a value that is not of
+# their type, which canonical_value reports with the value and the type it was meant to be.
+
+
+def _canonical_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def _canonical_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise TypeError
+        value = int(value)
+    result = int(value)
+    if abs(result) > MAX_SAFE_INTEGER:
+        # Named by the integer a whole float became, as the caller cannot know it.
+        raise CanonicalizationError(
+            f"{value!r} is outside ±(2**53-1) and cannot be represented exactly"
+        )
+    return result
+
+
+def _canonical_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError
+    result = float(value)
+    if not math.isfinite(result):
+        raise CanonicalizationError(f"{result} is not a finite number")
+    return result
+
+
+def _canonical_boolean(value: Any) -> bool:
+    if not _is_boolean(value):
+        raise TypeError
+    return bool(value)
+
+
+def _canonical_date(value: Any) -> str:
+    if isinstance(value, _dt.datetime) or not isinstance(value, _dt.date):
+        raise TypeError
+    return value.isoformat()
+
+
+def _canonical_datetime(value: Any) -> str:
+    if not isinstance(value, _dt.datetime):
+        raise TypeError
+    return _rfc3339(value)
+
+
+_FIELD_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _canonical_string,
+    "integer": _canonical_integer,
+    "number": _canonical_number,
+    "boolean": _canonical_boolean,
+    "date": _canonical_date,
+    "datetime": _canonical_datetime,
+}
 
 
 def _is_boolean(value: Any) -> bool:

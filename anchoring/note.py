@@ -209,6 +209,21 @@ class Note:
 
 def parse_note(note: str | bytes) -> Note:
     """Split a signed note into its text and signature lines, checking the format only."""
+    note = _note_text(note)
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise NoteFormatError("note has no blank line before its signatures")
+    text, sig_block = note[: split + 1], note[split + 2 :]
+    lines = sig_block.split("\n")[:-1]
+    if not lines:
+        raise NoteFormatError("note has no signature lines")
+    if len(lines) > MAX_SIGNATURES:
+        raise NoteFormatError(f"note has more than {MAX_SIGNATURES} signatures")
+    return Note(text, tuple(_parse_signature_line(line) for line in lines))
+
+
+def _note_text(note: str | bytes) -> str:
+    """The note as text, checked for size, the final newline and control characters."""
     if isinstance(note, bytes):
         if len(note) > MAX_NOTE_BYTES:
             raise NoteFormatError("note is larger than 1 MiB")
@@ -222,27 +237,20 @@ def parse_note(note: str | bytes) -> Note:
         raise NoteFormatError("note must end with a newline")
     if _CONTROL.search(note):
         raise NoteFormatError("note contains a control character other than newline")
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise NoteFormatError("note has no blank line before its signatures")
-    text, sig_block = note[: split + 1], note[split + 2 :]
-    lines = sig_block.split("\n")[:-1]
-    if not lines:
-        raise NoteFormatError("note has no signature lines")
-    if len(lines) > MAX_SIGNATURES:
-        raise NoteFormatError(f"note has more than {MAX_SIGNATURES} signatures")
-    signatures = []
-    for line in lines:
-        if not line.startswith(_DASH):
-            raise NoteFormatError("signature line does not start with an em dash and a space")
-        name, sep, encoded = line[len(_DASH) :].rpartition(" ")
-        if not sep or not name or " " in name or "+" in name:
-            raise NoteFormatError("signature line has a malformed key name")
-        raw = _b64decode(encoded, f"signature from {name!r}")
-        if len(raw) < 5:
-            raise NoteFormatError(f"signature from {name!r} is too short")
-        signatures.append(NoteSignature(name, raw[:4], raw[4:]))
-    return Note(text, tuple(signatures))
+    return note
+
+
+def _parse_signature_line(line: str) -> NoteSignature:
+    """One ``— <name> <base64(key ID || signature)>`` line (C2SP signed-note)."""
+    if not line.startswith(_DASH):
+        raise NoteFormatError("signature line does not start with an em dash and a space")
+    name, sep, encoded = line[len(_DASH) :].rpartition(" ")
+    if not sep or not name or " " in name or "+" in name:
+        raise NoteFormatError("signature line has a malformed key name")
+    raw = _b64decode(encoded, f"signature from {name!r}")
+    if len(raw) < 5:
+        raise NoteFormatError(f"signature from {name!r} is too short")
+    return NoteSignature(name, raw[:4], raw[4:])
 
 
 def sign_note(text: str, signers: Sequence[Signer], timestamp: int | None = None) -> str:

@@ -538,6 +538,69 @@ def _stage_best(m: Measurement) -> dict[str, dict[str, float]]:
     return out
 
 
+def _stage_rows(best: dict[str, dict[str, Any]], totals: dict[str, float]) -> list[list[str]]:
+    """One row per stage: its time, CPU and share of the total, per format."""
+    rows = []
+    for key, label, ours in STAGES:
+        row = [f"**{label}** (ours)" if ours else label]
+        for fmt in ("parquet", "csv"):
+            value = best[fmt].get(key)
+            if value is None:
+                row += [NA, NA, NA]
+                continue
+            row += [fmt_seconds(value["seconds"]), fmt_seconds(value["cpu_seconds"]),
+                    f"{value['seconds'] / totals[fmt]:.0%}" if totals[fmt] else NA]
+        rows.append(row)
+    return rows
+
+
+def _stage_summary(best: dict[str, dict[str, Any]],
+                   totals: dict[str, float]) -> dict[str, Any]:
+    """Per format: the stages, the time and CPU of ours, and the largest of ours."""
+    summary: dict[str, Any] = {}
+    for fmt in ("parquet", "csv"):
+        if not best[fmt]:
+            continue
+        ours = {k: best[fmt][k] for k in OURS if k in best[fmt]}
+        own = sum(max(v["seconds"], 0) for v in ours.values())
+        own_cpu = sum(max(v["cpu_seconds"], 0) for v in ours.values())
+        top = max(OURS, key=lambda k, fmt=fmt: best[fmt].get(k, {"seconds": 0})["seconds"])
+        summary[fmt] = {"stages": best[fmt], "ours_seconds": own, "ours_cpu_seconds": own_cpu,
+                        "sum_of_stages_seconds": totals[fmt], "dominant_own_stage": top}
+    return summary
+
+
+def _stage_summary_rows(summary: dict[str, Any], totals: dict[str, float]) -> list[list[str]]:
+    """The closing rows of the stage table: our stages together, and all of them."""
+    rows = []
+    for label, key in (("**ours, canonicalize through log**", "ours_seconds"),
+                       ("sum of stages", "sum_of_stages_seconds")):
+        row = [label]
+        for fmt in ("parquet", "csv"):
+            if fmt in summary:
+                cpu = (fmt_seconds(summary[fmt]["ours_cpu_seconds"])
+                       if key == "ours_seconds" else "")
+                share = summary[fmt][key] / totals[fmt] if totals[fmt] else 0
+                row += [fmt_seconds(summary[fmt][key]), cpu, f"{share:.0%}"]
+            else:
+                row += [NA, NA, NA]
+        rows.append(row)
+    return rows
+
+
+def _largest_own_stages(best: dict[str, dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """Per format, the largest of our stages and its share of ours."""
+    tops = []
+    labels = dict(STAGE_NAMES)
+    for fmt in ("parquet", "csv"):
+        if fmt in summary:
+            top = summary[fmt]["dominant_own_stage"]
+            value = best[fmt][top]["seconds"]
+            tops.append(f"{fmt}: {labels[top]} ({fmt_seconds(value)}, "
+                        f"{value / summary[fmt]['ours_seconds']:.0%} of ours)")
+    return tops
+
+
 def _first_use(m: Measurement) -> dict[str, float]:
     out: dict[str, float] = {}
     for run in m.runs:
@@ -783,49 +846,11 @@ class _Suite:
         header = ["Stage"]
         for fmt in ("Parquet", "CSV"):
             header += [f"{fmt}: time", "CPU", "share"]
-        rows = []
         totals = {fmt: sum(v["seconds"] for v in best[fmt].values()) for fmt in best}
-        for key, label, ours in STAGES:
-            row = [f"**{label}** (ours)" if ours else label]
-            for fmt in ("parquet", "csv"):
-                value = best[fmt].get(key)
-                if value is None:
-                    row += [NA, NA, NA]
-                    continue
-                row += [fmt_seconds(value["seconds"]), fmt_seconds(value["cpu_seconds"]),
-                        f"{value['seconds'] / totals[fmt]:.0%}" if totals[fmt] else NA]
-            rows.append(row)
-        summary: dict[str, Any] = {}
-        for fmt in ("parquet", "csv"):
-            if not best[fmt]:
-                continue
-            ours = {k: best[fmt][k] for k in OURS if k in best[fmt]}
-            own = sum(max(v["seconds"], 0) for v in ours.values())
-            own_cpu = sum(max(v["cpu_seconds"], 0) for v in ours.values())
-            top = max(OURS, key=lambda k: best[fmt].get(k, {"seconds": 0})["seconds"])
-            summary[fmt] = {"stages": best[fmt], "ours_seconds": own, "ours_cpu_seconds": own_cpu,
-                            "sum_of_stages_seconds": totals[fmt], "dominant_own_stage": top}
-        for label, key in (("**ours, canonicalize through log**", "ours_seconds"),
-                           ("sum of stages", "sum_of_stages_seconds")):
-            row = [label]
-            for fmt in ("parquet", "csv"):
-                if fmt in summary:
-                    cpu = (fmt_seconds(summary[fmt]["ours_cpu_seconds"])
-                           if key == "ours_seconds" else "")
-                    share = summary[fmt][key] / totals[fmt] if totals[fmt] else 0
-                    row += [fmt_seconds(summary[fmt][key]), cpu, f"{share:.0%}"]
-                else:
-                    row += [NA, NA, NA]
-            rows.append(row)
+        summary = _stage_summary(best, totals)
+        rows = _stage_rows(best, totals) + _stage_summary_rows(summary, totals)
         lines += [markdown_table(header, rows), ""]
-        tops = []
-        labels = dict(STAGE_NAMES)
-        for fmt in ("parquet", "csv"):
-            if fmt in summary:
-                top = summary[fmt]["dominant_own_stage"]
-                value = best[fmt][top]["seconds"]
-                tops.append(f"{fmt}: {labels[top]} ({fmt_seconds(value)}, "
-                            f"{value / summary[fmt]['ours_seconds']:.0%} of ours)")
+        tops = _largest_own_stages(best, summary)
         if tops:
             lines += ["Largest of our stages: " + "; ".join(tops) + ".", ""]
         return lines, summary

@@ -163,21 +163,8 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
     """
     if not isinstance(descriptor, Mapping):
         raise _where(source, "a contract must be a JSON object (a Frictionless Table Schema)")
-    raw_fields = descriptor.get("fields")
-    if not isinstance(raw_fields, list) or not raw_fields:
-        raise _where(source, '"fields" must be a non-empty list')
-    fields = tuple(_parse_field(raw, i, source) for i, raw in enumerate(raw_fields))
-    names = [f.name for f in fields]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise _where(source, f"duplicate field name(s) {duplicates}")
-    key = descriptor.get("primaryKey", [])
-    key = [key] if isinstance(key, str) else key
-    if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
-        raise _where(source, '"primaryKey" must be a field name or a list of field names')
-    missing_key = [k for k in key if k not in names]
-    if missing_key:
-        raise _where(source, f"primaryKey names unknown field(s) {missing_key}")
+    fields = _parse_fields(descriptor, source)
+    key = _parse_primary_key(descriptor, [f.name for f in fields], source)
     missing_values = descriptor.get("missingValues", [""])
     if not isinstance(missing_values, list) or not all(isinstance(m, str) for m in missing_values):
         raise _where(source, '"missingValues" must be a list of strings')
@@ -190,14 +177,7 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
     allow_empty = options.get("allowEmpty", False)
     if not isinstance(allow_empty, bool):
         raise _where(source, "trialproof.allowEmpty must be true or false")
-    expectations = options.get("expectations")
-    suite_path: Path | None = None
-    if expectations is not None:
-        if not isinstance(expectations, str):
-            raise _where(source, "trialproof.expectations must be a path to a GX suite JSON file")
-        suite_path = (base or Path.cwd()) / expectations
-        if not suite_path.is_file():
-            raise _where(source, f"expectation suite {suite_path} does not exist")
+    suite_path = _expectation_suite_path(options, source, base)
     name = descriptor.get("name") or (Path(source).stem if source != "contract" else "contract")
     try:
         digest = hashlib.sha256(canonical_json(dict(descriptor))).hexdigest()
@@ -214,6 +194,46 @@ def parse_contract(descriptor: Any, source: str = "contract", base: Path | None 
         sha256=digest,
         allow_empty=allow_empty,
     )
+
+
+def _parse_fields(descriptor: Mapping[str, Any], source: str) -> tuple[Field, ...]:
+    """The ``fields`` of a Table Schema, each checked, with no name twice."""
+    raw_fields = descriptor.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise _where(source, '"fields" must be a non-empty list')
+    fields = tuple(_parse_field(raw, i, source) for i, raw in enumerate(raw_fields))
+    names = [f.name for f in fields]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _where(source, f"duplicate field name(s) {duplicates}")
+    return fields
+
+
+def _parse_primary_key(descriptor: Mapping[str, Any], names: list[str], source: str) -> list[str]:
+    """The ``primaryKey`` as a list of the names of known fields."""
+    key = descriptor.get("primaryKey", [])
+    key = [key] if isinstance(key, str) else key
+    if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
+        raise _where(source, '"primaryKey" must be a field name or a list of field names')
+    missing_key = [k for k in key if k not in names]
+    if missing_key:
+        raise _where(source, f"primaryKey names unknown field(s) {missing_key}")
+    return key
+
+
+def _expectation_suite_path(
+    options: Mapping[str, Any], source: str, base: Path | None
+) -> Path | None:
+    """The GX suite file ``trialproof.expectations`` names, relative to ``base``; it must exist."""
+    expectations = options.get("expectations")
+    if expectations is None:
+        return None
+    if not isinstance(expectations, str):
+        raise _where(source, "trialproof.expectations must be a path to a GX suite JSON file")
+    suite_path = (base or Path.cwd()) / expectations
+    if not suite_path.is_file():
+        raise _where(source, f"expectation suite {suite_path} does not exist")
+    return suite_path
 
 
 def read_json_file(path: Path, what: str) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
 
 import hashlib
 import json
+import operator
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.contract import Contract, parse_contract
+from pipeline.contract import Contract, Field, parse_contract
 from pipeline.errors import ContractError, ReadError
 from pipeline.sas_formats import sas_temporal_kind
 
@@ -497,46 +498,72 @@ def data_violations(contract: Contract, delivery: Any) -> dict[str, dict[str, st
     for issue in delivery.type_errors:
         bad_types.setdefault(issue.column, []).append(issue.value)
     for f in contract.fields:
-        problems: dict[str, str] = {}
-        if f.name in bad_types:
-            values = sorted(set(bad_types[f.name]))
-            problems["type"] = (f"has {len(bad_types[f.name])} value(s) that are not "
-                                f"{f.type}s: {_sample(values)}")
-        values = _column_values(delivery, f.name)
-        present = [v for v in values if v is not None]
-        if f.required and len(present) < rows:
-            problems["required"] = f"has {rows - len(present)} empty value(s) in {rows} rows"
-        if f.enum is not None:
-            allowed = set(f.enum)
-            outside = sorted({v for v in present if v not in allowed}, key=str)
-            if outside:
-                problems["enum"] = f"also holds {_sample(outside)}"
-        if f.pattern is not None:
-            regex = re.compile(f.pattern)
-            unmatched = sorted({v for v in present
-                                if isinstance(v, str) and not regex.search(v)})
-            if unmatched:
-                problems["pattern"] = f"holds {_sample(unmatched)}"
-        if f.max_length is not None:
-            longest = max((len(v) for v in present if isinstance(v, str)), default=0)
-            if longest > f.max_length:
-                problems["maxLength"] = f"holds values up to {longest} characters long"
-        if f.min_length is not None:
-            shortest = min((len(v) for v in present if isinstance(v, str)), default=None)
-            if shortest is not None and shortest < f.min_length:
-                problems["minLength"] = f"holds values of {shortest} characters"
-        for bound, broken in (("minimum", lambda v, b: v < b), ("maximum", lambda v, b: v > b)):
-            limit = getattr(f, bound)
-            if limit is not None:
-                beyond = [v for v in present if isinstance(v, int | float) and broken(v, limit)]
-                if beyond:
-                    problems[bound] = f"holds {_sample(sorted(set(beyond)))}"
+        problems = _field_violations(f, _column_values(delivery, f.name), rows,
+                                     bad_types.get(f.name, []))
         if problems:
             found[f.name] = problems
     key_problem = _key_problem(delivery, contract.primary_key)
     if key_problem:
         found["primaryKey"] = {"primaryKey": key_problem}
     return found
+
+
+def _field_violations(f: Field, values: list[Any], rows: int,
+                      bad_types: list[str]) -> dict[str, str]:
+    """What the column ``values`` of field ``f`` break: {constraint: evidence}."""
+    problems: dict[str, str] = {}
+    if bad_types:
+        problems["type"] = (f"has {len(bad_types)} value(s) that are not "
+                            f"{f.type}s: {_sample(sorted(set(bad_types)))}")
+    present = [v for v in values if v is not None]
+    if f.required and len(present) < rows:
+        problems["required"] = f"has {rows - len(present)} empty value(s) in {rows} rows"
+    problems.update(_value_set_violations(f, present))
+    problems.update(_length_violations(f, present))
+    problems.update(_range_violations(f, present))
+    return problems
+
+
+def _value_set_violations(f: Field, present: list[Any]) -> dict[str, str]:
+    """The enum and pattern constraints ``present`` (the non-empty values) break."""
+    problems: dict[str, str] = {}
+    if f.enum is not None:
+        allowed = set(f.enum)
+        outside = sorted({v for v in present if v not in allowed}, key=str)
+        if outside:
+            problems["enum"] = f"also holds {_sample(outside)}"
+    if f.pattern is not None:
+        regex = re.compile(f.pattern)
+        unmatched = sorted({v for v in present if isinstance(v, str) and not regex.search(v)})
+        if unmatched:
+            problems["pattern"] = f"holds {_sample(unmatched)}"
+    return problems
+
+
+def _length_violations(f: Field, present: list[Any]) -> dict[str, str]:
+    """The maxLength and minLength constraints ``present`` (the non-empty values) break."""
+    problems: dict[str, str] = {}
+    if f.max_length is not None:
+        longest = max((len(v) for v in present if isinstance(v, str)), default=0)
+        if longest > f.max_length:
+            problems["maxLength"] = f"holds values up to {longest} characters long"
+    if f.min_length is not None:
+        shortest = min((len(v) for v in present if isinstance(v, str)), default=None)
+        if shortest is not None and shortest < f.min_length:
+            problems["minLength"] = f"holds values of {shortest} characters"
+    return problems
+
+
+def _range_violations(f: Field, present: list[Any]) -> dict[str, str]:
+    """The minimum and maximum constraints ``present`` (the non-empty values) break."""
+    problems: dict[str, str] = {}
+    for bound, broken in (("minimum", operator.lt), ("maximum", operator.gt)):
+        limit = getattr(f, bound)
+        if limit is not None:
+            beyond = [v for v in present if isinstance(v, int | float) and broken(v, limit)]
+            if beyond:
+                problems[bound] = f"holds {_sample(sorted(set(beyond)))}"
+    return problems
 
 
 def _key_problem(delivery: Any, key: tuple[str, ...] | list[str]) -> str | None:

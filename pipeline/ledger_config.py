@@ -82,29 +82,46 @@ def add_ledger(home: Home, spec: dict[str, Any]) -> dict[str, Any]:
         key = "rpc" if kind == "ethereum" else "url"
         _check_url(str(spec[key]), f"--{key}")
     if kind == "ethereum":
-        if (spec.get("key_file") is None) == (spec.get("key_env") is None):
-            raise UsageError("give exactly one of --key-file and --key-env")
-        if spec.get("key_file") is not None:
-            spec["key_file"] = str(Path(spec["key_file"]).expanduser().resolve())
-        if spec.get("to") is not None and not _ADDRESS.fullmatch(spec["to"]):
-            raise UsageError("--to must be a 0x-prefixed 20-byte hex address")
-        if spec["chain_id"] <= 0 or spec.get("confirmations", 1) < 1:
-            raise UsageError("--chain-id and --confirmations must be positive")
+        _check_ethereum_spec(spec)
     if kind == "witness":
-        try:
-            witness = Verifier.from_vkey(spec["vkey"])
-        except KeyFormatError as exc:
-            raise UsageError(f"--vkey: {exc}") from None
-        if witness.sig_type != COSIGNATURE_V1:
-            raise UsageError("--vkey is not a witness (cosignature/v1) key")
-    if kind == "tsa" and spec.get("ca_file") is not None:
-        ca = Path(spec["ca_file"]).expanduser().resolve()
-        if not ca.is_file():
-            raise UsageError(f"--ca-file {ca} is not a file")
-        spec["ca_file"] = str(ca)
+        _check_witness_spec(spec)
+    if kind == "tsa":
+        _check_tsa_spec(spec)
     clean = {k: v for k, v in spec.items() if v is not None}
     _save(home, [*specs, clean])
     return clean
+
+
+def _check_ethereum_spec(spec: dict[str, Any]) -> None:
+    """Check an ethereum ledger's key source, contract address and numbers; resolve its key file."""
+    if (spec.get("key_file") is None) == (spec.get("key_env") is None):
+        raise UsageError("give exactly one of --key-file and --key-env")
+    if spec.get("key_file") is not None:
+        spec["key_file"] = str(Path(spec["key_file"]).expanduser().resolve())
+    if spec.get("to") is not None and not _ADDRESS.fullmatch(spec["to"]):
+        raise UsageError("--to must be a 0x-prefixed 20-byte hex address")
+    if spec["chain_id"] <= 0 or spec.get("confirmations", 1) < 1:
+        raise UsageError("--chain-id and --confirmations must be positive")
+
+
+def _check_witness_spec(spec: dict[str, Any]) -> None:
+    """Check that a witness ledger's vkey is a cosignature/v1 key (C2SP tlog-cosignature)."""
+    try:
+        witness = Verifier.from_vkey(spec["vkey"])
+    except KeyFormatError as exc:
+        raise UsageError(f"--vkey: {exc}") from None
+    if witness.sig_type != COSIGNATURE_V1:
+        raise UsageError("--vkey is not a witness (cosignature/v1) key")
+
+
+def _check_tsa_spec(spec: dict[str, Any]) -> None:
+    """Resolve a time-stamp authority's CA file, if it has one; it must be a file."""
+    if spec.get("ca_file") is None:
+        return
+    ca = Path(spec["ca_file"]).expanduser().resolve()
+    if not ca.is_file():
+        raise UsageError(f"--ca-file {ca} is not a file")
+    spec["ca_file"] = str(ca)
 
 
 def remove_ledger(home: Home, name: str) -> None:

@@ -132,7 +132,10 @@ def create_app(
     # Expected errors are answered without reaching the server's error log.
     for kind in (ApiError, PipelineError, AnchoringError, RequestValidationError):
         app.add_exception_handler(kind, _any_error)
-    _public_routes(app)
+    _log_routes(app)
+    _catalog_routes(app)
+    _version_routes(app)
+    _verifier_route(app)
     from pipeline.server.preregistration import preregistration_routes
 
     preregistration_routes(app, _home_dependency)
@@ -174,7 +177,9 @@ def _version(catalog: Catalog, trial: str, dataset: str, v: int) -> VersionInfo:
     return info
 
 
-def _public_routes(app: FastAPI) -> None:
+def _log_routes(app: FastAPI) -> None:
+    """The transparency log: checkpoint, tiles (C2SP tlog-tiles), keys, proofs, anchors."""
+
     @app.get("/checkpoint", response_class=Response, responses={
         200: {"content": {"text/plain": {}}}, 404: _ERRORS[404]})
     async def checkpoint(catalog: CatalogDep) -> Response:
@@ -243,6 +248,14 @@ def _public_routes(app: FastAPI) -> None:
         """Every anchoring, oldest first, with its receipts; and the log's size now."""
         return {"log_size": catalog.home.log().size(), "anchors": catalog.anchors()}
 
+
+#: Where a dataset's routes start.
+_DATASET_PATH = "/api/v1/trials/{trial}/datasets/{dataset}"
+
+
+def _catalog_routes(app: FastAPI) -> None:
+    """What is committed: trials, their datasets, each dataset's versions and their diff."""
+
     @app.get("/api/v1/trials")
     def trials(catalog: CatalogDep) -> dict[str, Any]:
         """Every trial with a committed dataset version."""
@@ -253,33 +266,55 @@ def _public_routes(app: FastAPI) -> None:
         """A trial's datasets."""
         return {"trial": trial, "datasets": catalog.trial_datasets(trial)}
 
-    base = "/api/v1/trials/{trial}/datasets/{dataset}"
-
-    @app.get(f"{base}/versions", responses=_ERRORS)
+    @app.get(f"{_DATASET_PATH}/versions", responses=_ERRORS)
     def versions(trial: str, dataset: str, catalog: CatalogDep) -> dict[str, Any]:
         """A dataset's versions, oldest first."""
         infos = catalog.versions(trial, dataset)
         return {"trial": trial, "dataset": dataset,
                 "versions": [catalog.version_summary(i) for i in infos]}
 
-    @app.get(f"{base}/versions/{{v}}", responses=_ERRORS)
+    @app.get(f"{_DATASET_PATH}/diff", responses=_ERRORS)
+    def diff(
+        trial: str,
+        dataset: str,
+        catalog: CatalogDep,
+        from_version: Annotated[int, Query(alias="from", ge=1)],
+        to_version: Annotated[int, Query(alias="to", ge=1)],
+        limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+    ) -> dict[str, Any]:
+        """Records added, removed and changed between two versions, by primary key."""
+        from pipeline.diff import diff_versions
+
+        for v in (from_version, to_version):
+            _version(catalog, trial, dataset, v)
+        result = diff_versions(catalog.store, trial, dataset, from_version, to_version)
+        return {"trial": trial, "dataset": dataset, "from": result.from_version,
+                "to": result.to_version, "key": list(result.key), **result.summary(),
+                "changes": result.entries(limit)}
+
+
+def _version_routes(app: FastAPI) -> None:
+    """One dataset version: its details, report, contract, proofs, bundle and records."""
+    base = f"{_DATASET_PATH}/versions/{{v}}"
+
+    @app.get(base, responses=_ERRORS)
     def version(trial: str, dataset: str, v: int, catalog: CatalogDep) -> dict[str, Any]:
         """A version: manifest, record count, log index, validation result, anchor states."""
         return catalog.version_detail(catalog.version(trial, dataset, v))
 
-    @app.get(f"{base}/versions/{{v}}/report", responses=_ERRORS)
+    @app.get(f"{base}/report", responses=_ERRORS)
     def report(trial: str, dataset: str, v: int, catalog: CatalogDep) -> dict[str, Any]:
         """The version's validation report (JSON)."""
         return catalog.report(_version(catalog, trial, dataset, v))
 
-    @app.get(f"{base}/versions/{{v}}/report.html", response_class=HTMLResponse,
+    @app.get(f"{base}/report.html", response_class=HTMLResponse,
              responses=_ERRORS)
     def report_html(trial: str, dataset: str, v: int, catalog: CatalogDep) -> FileResponse:
         """The version's validation report (HTML)."""
         info = _version(catalog, trial, dataset, v)
         return FileResponse(catalog.version_file(info, "report.html"), media_type="text/html")
 
-    @app.get(f"{base}/versions/{{v}}/contract", responses=_ERRORS)
+    @app.get(f"{base}/contract", responses=_ERRORS)
     def contract(trial: str, dataset: str, v: int, catalog: CatalogDep) -> dict[str, Any]:
         """The contract the version was committed under (its JCS hash is in the manifest)."""
         info = _version(catalog, trial, dataset, v)
@@ -287,7 +322,7 @@ def _public_routes(app: FastAPI) -> None:
             catalog.version_file(info, "contract.json").read_bytes())
         return descriptor
 
-    @app.get(f"{base}/versions/{{v}}/proof", responses=_ERRORS, response_class=JSONResponse)
+    @app.get(f"{base}/proof", responses=_ERRORS, response_class=JSONResponse)
     def proof(
         trial: str,
         dataset: str,
@@ -310,7 +345,7 @@ def _public_routes(app: FastAPI) -> None:
                                         key=_parse_key(key) if key is not None else None)
         return JSONResponse(record_proof.to_json_object())
 
-    @app.get(f"{base}/versions/{{v}}/bundle", responses=_ERRORS)
+    @app.get(f"{base}/bundle", responses=_ERRORS)
     def bundle(trial: str, dataset: str, v: int, catalog: CatalogDep) -> dict[str, Any]:
         """The manifest, its contract and a log inclusion proof against a signed checkpoint
         (also as a C2SP tlog-proof): what a download is checked against."""
@@ -331,7 +366,7 @@ def _public_routes(app: FastAPI) -> None:
             "anchors": list(anchors),
         }
 
-    @app.get(f"{base}/versions/{{v}}/records", response_class=Response, responses={
+    @app.get(f"{base}/records", response_class=Response, responses={
         200: {"content": {"application/vnd.apache.parquet": {}, "text/csv": {}}}, **_ERRORS})
     def records(
         trial: str,
@@ -351,24 +386,10 @@ def _public_routes(app: FastAPI) -> None:
                                  headers={"Content-Disposition":
                                           f'attachment; filename="{name}.csv"'})
 
-    @app.get(f"{base}/diff", responses=_ERRORS)
-    def diff(
-        trial: str,
-        dataset: str,
-        catalog: CatalogDep,
-        from_version: Annotated[int, Query(alias="from", ge=1)],
-        to_version: Annotated[int, Query(alias="to", ge=1)],
-        limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
-    ) -> dict[str, Any]:
-        """Records added, removed and changed between two versions, by primary key."""
-        from pipeline.diff import diff_versions
 
-        for v in (from_version, to_version):
-            _version(catalog, trial, dataset, v)
-        result = diff_versions(catalog.store, trial, dataset, from_version, to_version)
-        return {"trial": trial, "dataset": dataset, "from": result.from_version,
-                "to": result.to_version, "key": list(result.key), **result.summary(),
-                "changes": result.entries(limit)}
+
+def _verifier_route(app: FastAPI) -> None:
+    """The offline verifier, as one file to download."""
 
     @app.get("/verifier.py", response_class=Response, responses={
         200: {"content": {"text/x-python": {}}}})

@@ -31,12 +31,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from airflow_sandbox import BIN, CONTRACTS, DAGS, ORIGIN, tail
 from trialproof_services import service_unreachable
+
+if TYPE_CHECKING:
+    from pipeline.home import Home
+    from pipeline.store import Store
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.postgres,
               pytest.mark.usefixtures("execution_api")]
@@ -199,18 +203,111 @@ def _run(tmp_path: Path, pilot_dir: Path, monkeypatch: pytest.MonkeyPatch, meta_
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from anchoring.checkpoint import open_checkpoint
-    from anchoring.merkle.verify import verify_consistency
-    from anchoring.verify import verify_record_proof
-    from pipeline.anchor import anchored
-    from pipeline.fsutil import sha256_file
     from pipeline.home import Home
-    from pipeline.prove import prove_record
     from pipeline.store import Store
 
     # -- the trialproof side: a home whose log is on PostgreSQL, a registry, deliveries
     monkeypatch.setenv("TRIALPROOF_LOG_URL", log_url)
     home = Home.init(tmp_path / "home", ORIGIN)
+    registry = _registry(tmp_path, pilot_dir)
+
+    # -- the Airflow side
+    port = free_port()
+    token = secrets.token_hex(8)
+    airflow_home = tmp_path / "airflow"
+    airflow_home.mkdir()
+    env = _airflow_env(airflow_home, port, meta_url, log_url, broker, home.path, registry,
+                       token)
+    timings: dict[str, float] = {}
+    migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=airflow_home,
+                             capture_output=True, text=True, timeout=240, check=False)
+    assert migrate.returncode == 0, tail(migrate.stdout + migrate.stderr)
+    timings["db migrate"] = time.monotonic() - started
+
+    procs = Processes(airflow_home, env, token)
+    meta = create_engine(meta_url, poolclass=NullPool)
+    try:
+        _start_airflow(procs, port, deadline)
+        timings["processes up"] = time.monotonic() - started
+
+        # Let the scheduler ingest; sign a checkpoint whenever the log has grown.
+        store = Store(home.path, home.log())
+        notes: dict[int, str] = {}
+
+        def all_committed() -> bool:
+            size = home.log().size()
+            if size and size not in notes:
+                notes[size] = home.log().sign_checkpoint(home.signer)
+            return all(store.versions(TRIAL, ds) for ds in DATASETS)
+
+        wait_for("every dataset to be committed", all_committed, deadline, procs)
+        timings["all committed"] = time.monotonic() - started
+
+        # Run each cron DAG once more and anchor, while the on-arrival DAGs keep polling.
+        _rerun_cron_and_anchor(meta, env, airflow_home, deadline, procs)
+        timings["re-runs and anchor done"] = time.monotonic() - started
+        failed = [r for r in _runs(meta) if r[2] == "failed"]
+        assert not failed, f"failed DAG runs: {failed}"
+    except BaseException as exc:
+        logs = procs.logs()
+        procs.stop()
+        meta.dispose()
+        raise AssertionError(f"{exc}\n\n{logs}") from exc
+    worker_logs = {n: (airflow_home / f"worker{n}.log").read_text(errors="replace")
+                   for n in (1, 2)}
+    procs.stop()
+    meta.dispose()
+    timings["stopped"] = time.monotonic() - started
+
+    _check_log_and_proofs(home, store, pilot_dir, notes)
+
+    received = {n: text.count("received") for n, text in worker_logs.items()}
+    print(f"scale-out timings (s since start): {({k: round(v) for k, v in timings.items()})}; "
+          f"tasks received per worker: {received}; checkpoints: {sorted(notes)}")
+    assert sum(received.values()) > 0
+
+
+def _start_airflow(procs: Processes, port: int, deadline: float) -> None:
+    """Start the api-server, scheduler, dag-processor and two Celery workers; wait for health."""
+    procs.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
+    procs.start("scheduler", "scheduler")
+    procs.start("dag-processor", "dag-processor")
+    for n in (1, 2):
+        procs.start(f"worker{n}", "celery", "worker", "--celery-hostname", f"w{n}@%h",
+                    "--concurrency", "2", "--skip-serve-logs", "--without-mingle")
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    wait_for("the api-server", healthy, deadline, procs)
+
+
+def _rerun_cron_and_anchor(meta: Any, env: dict[str, str], airflow_home: Path, deadline: float,
+                           procs: Processes) -> None:
+    """Trigger each cron DAG and the anchor DAG once more; wait for those runs to succeed."""
+    manual_before = sum(1 for _, kind, _ in _runs(meta) if kind == "manual")
+    triggers = [subprocess.Popen([str(BIN / "airflow"), "dags", "trigger", dag_id], env=env,
+                                 cwd=airflow_home, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+                for dag_id in [*(f"ingest__{TRIAL}__{ds}" for ds in CRON), "anchor"]]
+    for proc in triggers:
+        assert proc.wait(timeout=max(5, deadline - time.monotonic())) == 0
+
+    def manual_runs_done() -> bool:
+        manual = [r for r in _runs(meta) if r[1] == "manual"]
+        assert not [r for r in manual if r[2] == "failed"], manual
+        return len(manual) >= manual_before + 4 and all(r[2] == "success" for r in manual)
+
+    wait_for("the triggered runs", manual_runs_done, deadline, procs)
+
+
+def _registry(tmp_path: Path, pilot_dir: Path) -> Path:
+    """A registry of the pilot datasets, each with its delivery folder holding its XPT."""
     entries = []
     for ds in DATASETS:
         folder = tmp_path / "deliveries" / ds
@@ -225,14 +322,14 @@ def _run(tmp_path: Path, pilot_dir: Path, monkeypatch: pytest.MonkeyPatch, meta_
         "contracts": [str(CONTRACTS)],
         "defaults": {"owners": ["ops@example.org"], "retries": 2, "retry_delay": 5},
         "datasets": entries}))
+    return registry
 
-    # -- the Airflow side
-    port = free_port()
-    token = secrets.token_hex(8)
-    airflow_home = tmp_path / "airflow"
-    airflow_home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "TRIALPROOF_", "PYTEST_"))}
+
+def _airflow_env(airflow_home: Path, port: int, meta_url: str, log_url: str, broker: str,
+                 home_path: Path, registry: Path, token: str) -> dict[str, str]:
+    """The environment of every Airflow process: Celery on Redis, metadata on PostgreSQL."""
+    env: dict[str, str] = {k: v for k, v in os.environ.items()
+                           if not k.startswith(("AIRFLOW", "TRIALPROOF_", "PYTEST_"))}
     env.update({
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -252,79 +349,23 @@ def _run(tmp_path: Path, pilot_dir: Path, monkeypatch: pytest.MonkeyPatch, meta_
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TRIALPROOF_HOME": str(home.path),
+        "TRIALPROOF_HOME": str(home_path),
         "TRIALPROOF_REGISTRY": str(registry),
         "TRIALPROOF_LOG_URL": log_url,
         "TP_SCALEOUT_TOKEN": token,
     })
-    timings: dict[str, float] = {}
-    migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=airflow_home,
-                             capture_output=True, text=True, timeout=240, check=False)
-    assert migrate.returncode == 0, tail(migrate.stdout + migrate.stderr)
-    timings["db migrate"] = time.monotonic() - started
+    return env
 
-    procs = Processes(airflow_home, env, token)
-    meta = create_engine(meta_url, poolclass=NullPool)
-    try:
-        procs.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
-        procs.start("scheduler", "scheduler")
-        procs.start("dag-processor", "dag-processor")
-        for n in (1, 2):
-            procs.start(f"worker{n}", "celery", "worker", "--celery-hostname", f"w{n}@%h",
-                        "--concurrency", "2", "--skip-serve-logs", "--without-mingle")
 
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for("the api-server", healthy, deadline, procs)
-        timings["processes up"] = time.monotonic() - started
-
-        # Let the scheduler ingest; sign a checkpoint whenever the log has grown.
-        store = Store(home.path, home.log())
-        notes: dict[int, str] = {}
-
-        def all_committed() -> bool:
-            size = home.log().size()
-            if size and size not in notes:
-                notes[size] = home.log().sign_checkpoint(home.signer)
-            return all(store.versions(TRIAL, ds) for ds in DATASETS)
-
-        wait_for("every dataset to be committed", all_committed, deadline, procs)
-        timings["all committed"] = time.monotonic() - started
-
-        # Run each cron DAG once more and anchor, while the on-arrival DAGs keep polling.
-        manual_before = sum(1 for _, kind, _ in _runs(meta) if kind == "manual")
-        triggers = [subprocess.Popen([str(BIN / "airflow"), "dags", "trigger", dag_id], env=env,
-                                     cwd=airflow_home, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-                    for dag_id in [*(f"ingest__{TRIAL}__{ds}" for ds in CRON), "anchor"]]
-        for proc in triggers:
-            assert proc.wait(timeout=max(5, deadline - time.monotonic())) == 0
-
-        def manual_runs_done() -> bool:
-            manual = [r for r in _runs(meta) if r[1] == "manual"]
-            assert not [r for r in manual if r[2] == "failed"], manual
-            return len(manual) >= manual_before + 4 and all(r[2] == "success" for r in manual)
-
-        wait_for("the triggered runs", manual_runs_done, deadline, procs)
-        timings["re-runs and anchor done"] = time.monotonic() - started
-        failed = [r for r in _runs(meta) if r[2] == "failed"]
-        assert not failed, f"failed DAG runs: {failed}"
-    except BaseException as exc:
-        logs = procs.logs()
-        procs.stop()
-        meta.dispose()
-        raise AssertionError(f"{exc}\n\n{logs}") from exc
-    worker_logs = {n: (airflow_home / f"worker{n}.log").read_text(errors="replace")
-                   for n in (1, 2)}
-    procs.stop()
-    meta.dispose()
-    timings["stopped"] = time.monotonic() - started
+def _check_log_and_proofs(home: Home, store: Store, pilot_dir: Path,
+                          notes: dict[int, str]) -> None:
+    """Exactly once, consistent checkpoints up to the anchored size, proofs that verify."""
+    from anchoring.checkpoint import open_checkpoint
+    from anchoring.merkle.verify import verify_consistency
+    from anchoring.verify import verify_record_proof
+    from pipeline.anchor import anchored
+    from pipeline.fsutil import sha256_file
+    from pipeline.prove import prove_record
 
     # -- exactly once: one version per dataset, from its delivery, and nothing else in the log
     log = home.log()
@@ -348,8 +389,3 @@ def _run(tmp_path: Path, pilot_dir: Path, monkeypatch: pytest.MonkeyPatch, meta_
     for ds in DATASETS:
         proof = prove_record(home, TRIAL, ds, index=0)
         verify_record_proof(proof, [home.verifier])
-
-    received = {n: text.count("received") for n, text in worker_logs.items()}
-    print(f"scale-out timings (s since start): {({k: round(v) for k, v in timings.items()})}; "
-          f"tasks received per worker: {received}; checkpoints: {sorted(notes)}")
-    assert sum(received.values()) > 0

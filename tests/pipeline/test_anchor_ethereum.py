@@ -64,23 +64,51 @@ def chain_state(home: Home) -> dict[str, Any]:
     return dict(anchorings(Home.open(home.path))[-1]["ledgers"]["chain"])
 
 
+def check_first_receipt(result: dict[str, Any]) -> dict[str, Any]:
+    """The chain receipt of the first anchoring: its schema, payload and gas."""
+    assert result["ledgers"]["chain"]["state"] == "confirmed"
+    receipt = dict(result["receipts"]["chain"])
+    checkpoint = Checkpoint.from_body(parse_note(result["checkpoint"]).text)
+    assert receipt["type"] == "trialproof/ethereum/v1" and receipt["chain_id"] == 31337
+    check_schema(receipt, "ethereum-receipt.schema.json")
+    assert bytes.fromhex(receipt["payload"][2:]) == anchor_payload(checkpoint)
+    assert len(anchor_payload(checkpoint)) == 76
+    # Intrinsic gas only: 21,000 plus calldata, at the EIP-7623 floor where it applies.
+    payload = anchor_payload(checkpoint)
+    zeros = payload.count(0)
+    tokens = zeros + 4 * (len(payload) - zeros)
+    assert receipt["gas_used"] == max(21_000 + 4 * tokens, 21_000 + 10 * tokens)
+    return receipt
+
+
+def check_tampered_receipts(home: Home, proof: Path, bundle: Any, receipts: dict[str, Any],
+                            first_payload: str, anchored_size: int, rpc: str) -> None:
+    """A payload for another root fails offline; another block hash fails online."""
+    vkey = home.verifier.vkey
+    chain_receipt = receipts["chain"]
+    bad_payload = {**chain_receipt, "payload": first_payload}
+    proof.write_text(dataclasses.replace(
+        bundle, anchors=(receipts["local"], bad_payload)).to_json())
+    failed = trialproof("verify", str(proof), "--vkey", vkey, "--json")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["step"] == "anchor"
+    moved = {**chain_receipt, "block_hash": "0x" + "ab" * 32}
+    proof.write_text(dataclasses.replace(bundle, anchors=(receipts["local"], moved)).to_json())
+    assert trialproof("verify", str(proof), "--vkey", vkey).returncode == 0
+    online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
+    assert online.returncode == 1 and "block" in online.stderr
+    stored = home.path / "anchors" / f"{anchored_size:012d}" / "chain.json"
+    stored.write_text(json.dumps(moved))
+    assert trialproof("audit", "--home", str(home.path)).returncode == 0
+    audited = trialproof("audit", "--online", "--home", str(home.path))
+    assert audited.returncode == 1 and "[receipt]" in audited.stdout
+
+
 def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
     ingest_sample(home, tmp_path / "in")
     with anvil_process(free_port()) as rpc:
         add_chain(home, rpc)
-        result = anchor(home)
-        assert result["ledgers"]["chain"]["state"] == "confirmed"
-        receipt = result["receipts"]["chain"]
-        checkpoint = Checkpoint.from_body(parse_note(result["checkpoint"]).text)
-        assert receipt["type"] == "trialproof/ethereum/v1" and receipt["chain_id"] == 31337
-        check_schema(receipt, "ethereum-receipt.schema.json")
-        assert bytes.fromhex(receipt["payload"][2:]) == anchor_payload(checkpoint)
-        assert len(anchor_payload(checkpoint)) == 76
-        # Intrinsic gas only: 21,000 plus calldata, at the EIP-7623 floor where it applies.
-        payload = anchor_payload(checkpoint)
-        zeros = payload.count(0)
-        tokens = zeros + 4 * (len(payload) - zeros)
-        assert receipt["gas_used"] == max(21_000 + 4 * tokens, 21_000 + 10 * tokens)
+        receipt = check_first_receipt(anchor(home))
 
         node = JsonRpc(rpc)
         tx = node.call("eth_getTransactionByHash", receipt["tx_hash"])
@@ -113,24 +141,8 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
 
         assert trialproof("audit", "--online", "--home", str(home.path)).returncode == 0
 
-        # A payload for another root fails offline; another block hash fails online.
-        chain_receipt = receipts["chain"]
-        bad_payload = {**chain_receipt, "payload": receipt["payload"]}
-        proof.write_text(dataclasses.replace(
-            bundle, anchors=(receipts["local"], bad_payload)).to_json())
-        failed = trialproof("verify", str(proof), "--vkey", vkey, "--json")
-        assert failed.returncode == 1
-        assert json.loads(failed.stdout)["step"] == "anchor"
-        moved = {**chain_receipt, "block_hash": "0x" + "ab" * 32}
-        proof.write_text(dataclasses.replace(bundle, anchors=(receipts["local"], moved)).to_json())
-        assert trialproof("verify", str(proof), "--vkey", vkey).returncode == 0
-        online = trialproof("verify", str(proof), "--vkey", vkey, "--online", "--rpc", rpc)
-        assert online.returncode == 1 and "block" in online.stderr
-        stored = home.path / "anchors" / f"{second['size']:012d}" / "chain.json"
-        stored.write_text(json.dumps(moved))
-        assert trialproof("audit", "--home", str(home.path)).returncode == 0
-        audited = trialproof("audit", "--online", "--home", str(home.path))
-        assert audited.returncode == 1 and "[receipt]" in audited.stdout
+        check_tampered_receipts(home, proof, bundle, receipts, receipt["payload"],
+                                second["size"], rpc)
 
     # The secret stays out of the home's files.
     for path in home.path.rglob("*"):
