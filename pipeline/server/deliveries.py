@@ -8,6 +8,7 @@ __all__ = ["receive_delivery"]
 import fnmatch
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,10 +56,10 @@ async def receive_delivery(home: Home, registry: Path | None, trial: str, datase
     from pipeline.ingest import stage
 
     folder = _folder_and_check(_delivery_pattern(registry, trial, dataset), name)
-    incoming = home.path / "work" / "uploads"
-    incoming.mkdir(parents=True, exist_ok=True)
-    tmp = incoming / f".{os.getpid()}-{os.urandom(6).hex()}-{name}"
-    try:
+    # The upload is spooled outside the home: staging refuses any file inside one, as a
+    # delivery there could be the home's own keys.
+    with tempfile.TemporaryDirectory(prefix="trialproof-upload-") as spool:
+        tmp = Path(spool) / name
         size = 0
         with open(tmp, "wb") as out:
             while chunk := await upload.read(_CHUNK):
@@ -69,8 +70,6 @@ async def receive_delivery(home: Home, registry: Path | None, trial: str, datase
         if size == 0:
             raise ApiError(400, "the delivery is empty")
         staged = stage(home, tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if target.exists():
