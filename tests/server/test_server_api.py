@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,7 +266,8 @@ def test_uploads_are_capped_and_checked(own_home: ServedHome, tmp_path: Path) ->
     early = client.post(url, files={"file": ("huge.csv", b"x" * (100 << 10), "text/csv")})
     assert early.status_code == 413
     assert not list((tmp_path / "incoming" / "dm").iterdir())
-    assert not (own_home.path / "work").exists()  # uploads are spooled outside the home
+    # Refused uploads leave nothing behind in their spool (outside the home).
+    assert not list(Path(tempfile.gettempdir()).glob("trialproof-upload-*"))
     wrong_kind = client.post(url, files={"file": ("dm.xpt", b"abc", "x")}, headers=auth)
     assert wrong_kind.status_code == 400
     sneaky = client.post(url, files={"file": ("../../keys/x.csv", b"abc", "x")}, headers=auth)
