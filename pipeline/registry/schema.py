@@ -4,6 +4,7 @@ ingested, from where, and when.
 A registry is a YAML file. Sponsors declare, for each trial and dataset, the
 contract, where deliveries arrive, the schedule, the owners, and whom to
 notify when an ingest fails::
+
     contracts: [../schemas/contracts]      # contract search folders, relative to this file
     anchor: {schedule: "@hourly"}          # the anchor DAG (env: TRIALPROOF_ANCHOR_SCHEDULE)
     audit: {schedule: "@daily", notify: [audit@example.org]}   # TRIALPROOF_AUDIT_SCHEDULE
