@@ -1,4 +1,5 @@
-"""The sponsor registry (DESIGN Airflow): which datasets are ingested, from where, and when.
+"""The sponsor registry's schema and its checks (DESIGN Airflow): which datasets are
+ingested, from where, and when.
 
 A registry is a YAML file. Sponsors declare, for each trial and dataset, the
 contract, where deliveries arrive, the schedule, the owners, and whom to
@@ -24,11 +25,8 @@ notify when an ingest fails::
 entries and one :class:`RegistryProblem` per thing wrong, with its location.
 Only a file that cannot be read or is not YAML raises :class:`RegistryFileError`.
 
-The second half of this module is what the Airflow tasks in ``dags/`` call,
-so that each task is a few lines: list new deliveries, stage, validate and
-commit one, and record a failure notification. XCom carries only paths and
-hashes. Nothing here imports Airflow, and nothing heavy is imported at module
-level (the DAG files import this module when they are parsed).
+The DAG files import this module when they are parsed: it imports nothing heavy at
+module level and nothing from Airflow.
 """
 
 from __future__ import annotations
@@ -36,9 +34,13 @@ from __future__ import annotations
 __all__ = [
     "ARRIVAL",
     "DEFAULT_REGISTRY",
+    "FORBIDDEN_FOLDERS",
     "LOG_ASSET_URI",
     "MANUAL",
-    "NOTIFICATIONS_FILE",
+    "MAX_REGISTRY_BYTES",
+    "MAX_REGISTRY_DEPTH",
+    "PRESETS",
+    "SYSTEM_FOLDERS",
     "DeliveryPolicy",
     "PeriodicJob",
     "Registry",
@@ -47,30 +49,18 @@ __all__ = [
     "RegistryProblem",
     "check_deliveries",
     "check_schedule",
-    "commit_delivery",
-    "failure_notifier",
     "is_remote",
-    "list_deliveries",
     "load_registry",
-    "new_deliveries",
-    "notify_failure",
     "read_registry",
     "resolve_registry",
-    "stage_delivery",
-    "validate_delivery",
 ]
 
-import glob
-import hashlib
 import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +70,6 @@ from pipeline.errors import PipelineError
 from pipeline.names import NAME_RULE, is_plain_name
 
 if TYPE_CHECKING:
-    from pipeline.home import Home
     from pipeline.registry_watch import WatchSettings
 
 logger = logging.getLogger("trialproof.registry")
@@ -88,14 +77,10 @@ logger = logging.getLogger("trialproof.registry")
 DEFAULT_REGISTRY = Path("registry") / "sponsors.yaml"
 #: The Airflow asset that every commit updates and the anchor DAG may be scheduled on.
 LOG_ASSET_URI = "trialproof://log"
-#: The failure notifications, one JSON object a line, in the home.
-NOTIFICATIONS_FILE = "notifications.log"
 #: Schedule keyword: ingest as soon as a new delivery arrives (a sensor polls the folder).
 ARRIVAL = "on-arrival"
 #: Schedule keyword: only when triggered by hand or through the API.
 MANUAL = "manual"
-#: New deliveries taken by one run; Airflow maps each, and caps a mapping at 1024 by default.
-MAX_PER_RUN = 200
 #: Airflow's cron presets.
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
@@ -109,7 +94,6 @@ _ENTRY_KEYS = {"trial", "dataset", "sponsor", "contract", "deliveries", "schedul
 _DEFAULT_KEYS = _ENTRY_KEYS - {"trial", "dataset", "contract", "deliveries", "description"}
 _PERIODIC_KEYS = {"schedule", "notify", "on_log_update"}
 # Files a sponsor's upload tool may leave while it writes; never ingested.
-_PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 
 
 class RegistryFileError(PipelineError):
@@ -784,289 +768,3 @@ def load_registry(path: str | os.PathLike[str] | None = None,
     """(valid entries, problems). Raises only :class:`RegistryFileError` (unreadable, not YAML)."""
     registry = read_registry(path, home)
     return list(registry.entries), list(registry.problems)
-
-
-# -- what the ingest tasks call ------------------------------------------------------
-
-
-def _is_candidate(name: str) -> bool:
-    return not name.startswith(".") and not name.lower().endswith(_PARTIAL_SUFFIXES)
-
-
-def list_deliveries(entry: RegistryEntry, home: Home | None = None) -> list[str]:
-    """Every delivery file at the entry's location (local paths or URLs), sorted.
-
-    The location is checked again against the home's :class:`DeliveryPolicy` (the
-    registry may have been checked under another configuration), and local files that
-    are symbolic links or lie in a trialproof home are left out, with a warning.
-    """
-    policy = DeliveryPolicy.for_home(home.path if home is not None else None)
-    if entry.remote:
-        import fsspec
-
-        _allowed(policy.check_remote, entry)
-        fs, pattern = fsspec.core.url_to_fs(entry.deliveries)
-        found = []
-        for path in fs.glob(pattern):
-            if _is_candidate(path.rsplit("/", 1)[-1]) and fs.isfile(path):
-                found.append(fs.unstrip_protocol(path))
-        return sorted(found)
-    _allowed(policy.check_local, entry)
-    return sorted(p for p in glob.glob(entry.deliveries, recursive=True)
-                  if _is_candidate(os.path.basename(p)) and _safe_local(p, home))
-
-
-def _allowed(check: Callable[[str], None], entry: RegistryEntry) -> None:
-    try:
-        check(entry.deliveries)
-    except ValueError as exc:
-        raise RegistryFileError(f"datasets[{entry.index}] ({entry.trial}/{entry.dataset}) "
-                                f"field 'deliveries': {exc}") from None
-
-
-def _safe_local(path: str, home: Home | None) -> bool:
-    """A regular file, reached through no symbolic link and outside any home."""
-    from pipeline.errors import ReadError
-
-    if home is not None:
-        from pipeline.ingest import refuse_unsafe_delivery
-
-        try:
-            refuse_unsafe_delivery(home, Path(path))
-        except ReadError as exc:
-            logger.warning("skip %s", exc)
-            return False
-    elif os.path.islink(path):
-        logger.warning("skip %s: refused: it is a symbolic link", path)
-        return False
-    return os.path.isfile(path)
-
-
-def _hash_remote(url: str) -> tuple[str, int]:
-    import fsspec
-
-    digest = hashlib.sha256()
-    size = 0
-    with fsspec.open(url, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _written_at(path: Path) -> str:
-    """When a file was last written, as a manifest's ``ingested_at`` is (RFC 3339, UTC,
-    seconds), so that the two compare as text."""
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_deliveries(home: Home, entry: RegistryEntry,
-                   limit: int = MAX_PER_RUN) -> list[dict[str, Any]]:
-    """The deliveries not yet seen for this dataset, as ``{path, name, sha256, size}``,
-    at most ``limit`` of them (in name order; the rest wait for the next run).
-
-    Skipped, with a log line each: a file with the bytes of the dataset's latest
-    version, or of an earlier version unless the file was written after the latest
-    version was committed (that is a rollback, and new; a remote file has no such
-    time here, so it is skipped); one already rejected into quarantine (deliver a
-    corrected file, or remove its quarantine folder to try it again); and a
-    second file with the same bytes as another in this batch.
-    """
-    from pipeline.fsutil import sha256_file
-
-    store = home.store()
-    versions = store.versions(entry.trial, entry.dataset)
-    committed = {info.manifest.get("source", {}).get("sha256"): info.version
-                 for info in versions}
-    latest_at = versions[-1].manifest["ingested_at"] if versions else ""
-    fresh: list[dict[str, Any]] = []
-    batch: set[str] = set()
-    for location in list_deliveries(entry, home):
-        sha, size = _hash_remote(location) if entry.remote else sha256_file(Path(location))
-        name = location.rsplit("/", 1)[-1]
-        quarantined = store.quarantine_dir(entry.trial, entry.dataset, sha)
-        if sha in committed and (committed[sha] == versions[-1].version or entry.remote
-                                 or _written_at(Path(location)) <= latest_at):
-            logger.info("skip %s: already committed as %s/%s v%s", name, entry.trial,
-                     entry.dataset, committed[sha])
-        elif quarantined.is_dir():
-            logger.info("skip %s: rejected earlier, see %s", name, quarantined)
-        elif sha in batch:
-            logger.info("skip %s: same bytes as another file in this batch", name)
-        elif len(fresh) >= limit:
-            logger.info("%s waits for the next run (at most %d deliveries a run)", name, limit)
-        else:
-            batch.add(sha)
-            fresh.append({"path": location, "name": name, "sha256": sha, "size": size})
-    logger.info("%s/%s: %d new deliveries", entry.trial, entry.dataset, len(fresh))
-    return fresh
-
-
-def stage_delivery(home: Home, delivery: Mapping[str, Any]) -> dict[str, Any]:
-    """Stage one listed delivery (downloading it first when it is remote); StagedDelivery JSON."""
-    from pipeline.ingest import stage, stage_download
-
-    location = str(delivery["path"])
-    if not is_remote(location):
-        staged = stage(home, Path(location))
-    else:
-        import fsspec
-
-        try:
-            DeliveryPolicy.for_home(home.path).check_remote(location)
-        except ValueError as exc:
-            raise RegistryFileError(str(exc)) from None
-        incoming = home.path / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="download-", dir=incoming))
-        try:
-            local = tmp / str(delivery.get("name") or location.rsplit("/", 1)[-1])
-            with fsspec.open(location, "rb") as src, open(local, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            staged = stage_download(home, local, local.name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if delivery.get("sha256") and staged.sha256 != delivery["sha256"]:
-        logger.warning("%s changed since it was listed (sha256 %s, now %s); staging what is there",
-                    location, delivery["sha256"], staged.sha256)
-    logger.info("staged %s as %s (%d bytes)", staged.name, staged.path, staged.size)
-    return staged.to_json()
-
-
-def validate_delivery(home: Home, entry: RegistryEntry,
-                      staged_json: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a staged delivery against the entry's contract; ValidatedDelivery JSON.
-
-    Raises :class:`pipeline.errors.ValidationFailed` (already quarantined, with the report path).
-    """
-    from pipeline.contract import load_contract
-    from pipeline.ingest import StagedDelivery, validate
-
-    staged = StagedDelivery.from_json(dict(staged_json))
-    contract = load_contract(entry.contract_path)
-    validated = validate(home, staged, entry.trial, entry.dataset, contract)
-    logger.info("%s is valid under contract %s", staged.name, contract.name)
-    return validated.to_json()
-
-
-def commit_delivery(home: Home, entry: RegistryEntry,
-                    validated_json: Mapping[str, Any]) -> dict[str, Any]:
-    """Commit a validated delivery (idempotent by source sha256); a short summary for XCom."""
-    from pipeline.contract import load_contract
-    from pipeline.ingest import ValidatedDelivery, commit
-
-    validated = ValidatedDelivery.from_json(dict(validated_json))
-    result = commit(home, validated, load_contract(entry.contract_path))
-    summary = result.to_json()
-    summary.pop("manifest", None)
-    summary["source"] = result.manifest["source"]
-    summary["records"] = result.manifest["records"]
-    if result.status == "committed":
-        logger.info("committed %s/%s v%d: %d records, root %s, log entry %d", result.trial,
-                 result.dataset, result.version, result.manifest["records"],
-                 result.manifest["root"], result.log_index)
-    else:
-        logger.info("unchanged: %s is already %s/%s v%d", validated.staged.name, result.trial,
-                 result.dataset, result.version)
-    return summary
-
-
-# -- failure notifications -----------------------------------------------------------
-
-
-def _chain(exc: BaseException | None) -> Iterable[BaseException]:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def notify_failure(home_path: Path, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Log a failure notification and append it to ``<home>/notifications.log`` (JSON lines)."""
-    line = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **payload}
-    who = ", ".join(line.get("notify") or line.get("owners") or []) or "nobody registered"
-    report = f"; report: {line['report']}" if line.get("report") else ""
-    logger.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
-              line.get("error"), report)
-    from pipeline.home import file_mode
-
-    home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = (json.dumps(line, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(home_path / NOTIFICATIONS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                 file_mode(home_path))
-    try:
-        os.write(fd, data)  # one write with O_APPEND: concurrent workers do not interleave
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return line
-
-
-def failure_notifier(entry: RegistryEntry | None = None, *, job: str | None = None,
-                     owners: Iterable[str] = (), notify: Iterable[str] = ()
-                     ) -> Callable[[Mapping[str, Any]], None]:
-    """An Airflow ``on_failure_callback``: names the failed task, the error, the quarantine
-    report (for a rejected delivery) and whom to notify. Never raises."""
-    def callback(context: Mapping[str, Any]) -> None:
-        try:
-            _notify_from_context(context, entry, job, tuple(owners), tuple(notify))
-        except Exception:  # a broken notification must not hide the failure
-            logger.exception("could not record the failure notification")
-
-    return callback
-
-
-#: A notification quotes at most this many characters of the error.
-_ERROR_WIDTH = 500
-
-
-def _shortened(line: str) -> str:
-    """trialproof's own messages quote no file content (see :mod:`pipeline.quoting`); a
-    long message is cut all the same."""
-    return line if len(line) <= _ERROR_WIDTH else line[: _ERROR_WIDTH - 1] + "…"
-
-
-def _failure_reason(context: Mapping[str, Any], ti: Any, error: object) -> str:
-    """The error a failure notification carries: the task's exception, else the reason
-    Airflow gave, else what is known when the task never raised (it was killed, lost its
-    worker, or its worker could not reach the API server before it started)."""
-    if error is not None:
-        text = str(error).strip()
-        return _shortened(text.splitlines()[0] if text else type(error).__name__)
-    reason = context.get("reason")
-    if isinstance(reason, str) and reason.strip():
-        return _shortened(reason.strip().splitlines()[0])
-    state = getattr(ti, "state", None) or "failed"
-    attempt = getattr(ti, "try_number", None)
-    return (f"the task ended {state}{f' on attempt {attempt}' if attempt else ''} without an "
-            "error of its own: its worker was killed or lost, or could not reach Airflow's API "
-            "server; the task's log in the Airflow UI has the details")
-
-
-def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None,
-                         job: str | None, owners: tuple[str, ...],
-                         notify: tuple[str, ...]) -> None:
-    from pipeline.errors import ValidationFailed
-    from pipeline.home import resolve_home
-
-    ti = context.get("ti") or context.get("task_instance")
-    error = context.get("exception")
-    payload: dict[str, Any] = {
-        "dag_id": getattr(ti, "dag_id", None),
-        "task_id": getattr(ti, "task_id", None),
-        "map_index": getattr(ti, "map_index", None),
-        "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
-        "try_number": getattr(ti, "try_number", None),
-        "error": _failure_reason(context, ti, error),
-    }
-    if entry is not None:
-        payload.update(trial=entry.trial, dataset=entry.dataset, owners=list(entry.owners),
-                       notify=list(entry.notify))
-    else:
-        payload.update(job=job, owners=list(owners), notify=list(notify or owners))
-    for exc in _chain(error if isinstance(error, BaseException) else None):
-        if isinstance(exc, ValidationFailed):
-            payload.update(report=exc.report_path, quarantine=exc.quarantine_path)
-            break
-    notify_failure(resolve_home(None), payload)
