@@ -36,3 +36,14 @@ def pilot_dir(request: pytest.FixtureRequest) -> Path:
     if request.node.get_closest_marker("pilot_data") is None:
         pytest.fail("a test that reads the CDISC pilot data must be marked pilot_data")
     return PILOT_DIR
+
+
+@pytest.fixture(autouse=True)
+def _no_sponsor_registry(monkeypatch: pytest.MonkeyPatch,
+                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`trialproof ingest` refuses a trial missing from the sponsor registry, which is
+    ./registry/sponsors.yaml when run from the repository. Tests ingest trials of their
+    own, so by default they point at no registry (the check is then skipped); a test of
+    the registry check sets TRIALPROOF_REGISTRY itself."""
+    monkeypatch.setenv("TRIALPROOF_REGISTRY",
+                       str(tmp_path_factory.getbasetemp() / "no-sponsor-registry.yaml"))
