@@ -109,16 +109,12 @@ def test_tampered_records_fail_at_the_dataset_root_and_leave_nothing(
 
 def test_tampered_manifest_fails_at_log_inclusion(own_home: ServedHome, own_server: str,
                                                   tmp_path: Path) -> None:
-    from sqlalchemy import update
-
-    from anchoring._internal.log import log_entries
-
     # Rewrite the stored log entry of dm v2 (and its leaf hash, so the log still reads).
     entry = own_home.home.log().entry(1)
     forged = entry.leaf_input.replace(b'"records":41', b'"records":40')
     with own_home.home.log().serialized() as (conn, _size):
-        conn.execute(update(log_entries).where(log_entries.c.idx == 1).values(
-            leaf_input=forged, leaf_hash=hashlib.sha256(b"\x00" + forged).digest()))
+        conn.execute("UPDATE log_entries SET leaf_input = ?, leaf_hash = ? WHERE idx = 1",
+                     (forged, hashlib.sha256(b"\x00" + forged).digest()))
     out = tmp_path / "out"
     result = run_download(own_server, out, tmp_path / "cfg", "--dataset", "dm",
                           "--vkey", own_home.vkey)
