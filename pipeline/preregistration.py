@@ -27,6 +27,7 @@ __all__ = [
     "find_document",
     "proven_time",
     "register_document",
+    "registered_trials",
     "registry_entries",
 ]
 
@@ -309,6 +310,16 @@ def registry_entries(home: Home, trial: str) -> list[RegistryRecordEntry]:
         for e in home.log().scan()
         if e.key is not None and e.key.startswith(prefix)
     ]
+
+
+def registered_trials(home: Home) -> list[str]:
+    """The trials with a registered document or a logged registry record."""
+    trials = set()
+    for entry in home.log().scan():
+        key = entry.key or ""
+        if key.startswith(("document:", "registry-record:")):
+            trials.add(key.split(":")[1])
+    return sorted(trials)
 
 
 # -- entry proofs -------------------------------------------------------------

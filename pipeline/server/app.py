@@ -258,8 +258,14 @@ def _catalog_routes(app: FastAPI) -> None:
 
     @app.get("/api/v1/trials")
     def trials(catalog: CatalogDep) -> dict[str, Any]:
-        """Every trial with a committed dataset version."""
-        return {"trials": [{"trial": t, "datasets": d} for t, d in catalog.datasets().items()]}
+        """Every trial with a committed dataset version, a registered document or a
+        logged registry record."""
+        from pipeline.preregistration import registered_trials
+
+        held = catalog.datasets()
+        for trial in registered_trials(catalog.home):
+            held.setdefault(trial, [])
+        return {"trials": [{"trial": t, "datasets": d} for t, d in sorted(held.items())]}
 
     @app.get("/api/v1/trials/{trial}/datasets", responses=_ERRORS)
     def datasets(trial: str, catalog: CatalogDep) -> dict[str, Any]:

@@ -26,11 +26,6 @@ def _sha256(value: str) -> str:
     return value
 
 
-def _trials_with_documents(home: Home) -> list[str]:
-    return sorted({e.key.split(":", 1)[1] for e in home.log().scan()
-                   if e.key is not None and e.key.startswith("document:")})
-
-
 def preregistration_routes(app: FastAPI, home_dependency: Any) -> None:
     """Register the routes; ``home_dependency`` opens the app's home."""
     from pipeline.preregistration import (
@@ -38,6 +33,7 @@ def preregistration_routes(app: FastAPI, home_dependency: Any) -> None:
         entry_proof,
         find_document,
         proven_time,
+        registered_trials,
         registry_entries,
     )
 
@@ -60,7 +56,7 @@ def preregistration_routes(app: FastAPI, home_dependency: Any) -> None:
         """The entry proof of the first registration of a document, whatever its trial:
         what `trialproof verify-document --url` asks for."""
         digest = _sha256(sha256)
-        for trial in _trials_with_documents(home):
+        for trial in registered_trials(home):
             for document in document_entries(home, trial):
                 if document.sha256 == digest:
                     return entry_proof(home, document.log_index)

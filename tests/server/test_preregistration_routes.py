@@ -51,6 +51,8 @@ def prereg_url(prereg_home: Home) -> Iterator[str]:
 
 
 def test_documents_records_and_outcomes(prereg_url: str) -> None:
+    trials = httpx.get(f"{prereg_url}/api/v1/trials").json()["trials"]
+    assert {"trial": TRIAL, "datasets": []} in trials
     base = f"{prereg_url}/api/v1/trials/{TRIAL}"
     documents = httpx.get(f"{base}/documents").json()["documents"]
     assert [d["kind"] for d in documents] == ["protocol"]
@@ -127,6 +129,13 @@ def test_the_page_shows_the_timeline_and_verifies_an_entry_proof(prereg_url: str
                                     args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(f"{prereg_url}/")
+        # The trial's documents and registry history, in log order, and the outcome check.
+        page.wait_for_selector(f"[data-trial={TRIAL}] .prereg-timeline li", timeout=20_000)
+        items = page.locator(".prereg-timeline li")
+        assert items.count() == 3
+        assert "protocol" in items.nth(0).inner_text()
+        assert "NCT02210780" in items.nth(2).inner_text()
+        assert page.locator("[data-outcomes=ok]").count() == 1
         page.fill("#proof-input", json.dumps(proof))
         page.click("#verify-button")
         page.wait_for_selector('#result[data-result]', timeout=20_000)
