@@ -74,6 +74,13 @@ class Field:
     min_length: int | None = None
     title: str | None = None
 
+    @property
+    def whole_value_pattern(self) -> str | None:
+        """``pattern`` as a regular expression over the whole value: a Table Schema
+        pattern matches the whole value, while GX's check and ``re.search`` find it
+        anywhere. ``\\Z``, not ``$``, which Python lets match before a final newline."""
+        return None if self.pattern is None else f"^(?:{self.pattern})\\Z"
+
 
 @dataclass(frozen=True)
 class Contract:

@@ -532,8 +532,8 @@ def _value_set_violations(f: Field, present: list[Any]) -> dict[str, str]:
         outside = sorted({v for v in present if v not in allowed}, key=str)
         if outside:
             problems["enum"] = f"also holds {_sample(outside)}"
-    if f.pattern is not None:
-        regex = re.compile(f.pattern)
+    if f.whole_value_pattern is not None:
+        regex = re.compile(f.whole_value_pattern)
         unmatched = sorted({v for v in present if isinstance(v, str) and not regex.search(v)})
         if unmatched:
             problems["pattern"] = f"holds {_sample(unmatched)}"

@@ -161,10 +161,9 @@ def _field_checks(f: Field, key: Sequence[str]) -> list[_Check]:
         if f.type != "string":
             raise ContractError(f"field {f.name!r}: pattern applies to string fields only, "
                                 f"not {f.type}")
-        # Table Schema patterns match the whole value; GX's pandas check is re.search-like.
-        # \Z, not $ (which Python lets match before a final newline); pandas hands the
-        # pattern to RE2 as \z, or to Python's re for what RE2 cannot do (lookarounds ...).
-        regex = f"^(?:{f.pattern})\\Z"
+        # pandas hands the pattern to RE2 (\Z as \z), or to Python's re for what RE2
+        # cannot do (lookarounds ...).
+        regex = f.whole_value_pattern
         checks.append(_Check(
             "expect_column_values_to_match_regex", {"column": name, "regex": regex},
             f"values match the pattern {f.pattern}", "contract",

@@ -3,6 +3,7 @@ the contract search folders, a home's store and the durable write."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,26 @@ def test_a_document_copy_that_fails_leaves_no_temporary_file(tmp_path: Path) -> 
                           cwd=REPO, check=True, timeout=120)
     assert "File too large" in done.stdout, done.stderr
     assert list((tmp_path / "home" / "documents").iterdir()) == []
+
+
+@pytest.mark.parametrize("value, whole", [("AB", True), ("XAB", False), ("ABY", False),
+                                          ("AB\n", False)])
+def test_validation_and_define_xml_agree_on_patterns(tmp_path: Path, value: str,
+                                                     whole: bool) -> None:
+    """A Table Schema pattern matches the whole value, in the GX suite and in the
+    define.xml checks alike."""
+    from pipeline.contract import parse_contract
+    from pipeline.define_xml import data_violations
+    from pipeline.readers import read_delivery
+    from pipeline.validation import validate
+
+    contract = parse_contract({"name": "p", "fields": [
+        {"name": "K", "type": "integer"},
+        {"name": "CODE", "type": "string", "constraints": {"pattern": "AB"}}],
+        "primaryKey": ["K"]}, "p.json")
+    source = tmp_path / "p.ndjson"
+    source.write_text(json.dumps({"K": 1, "CODE": value}) + "\n")
+    delivery = read_delivery(source, contract)
+    report = validate(delivery.table, contract, source_name=source.name)
+    assert report.success is whole
+    assert ("pattern" not in data_violations(contract, delivery).get("CODE", {})) is whole
