@@ -26,7 +26,7 @@ def run_demo(env: dict[str, str]) -> str:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("execution_api")
-def test_the_demo_runs_twice(tmp_path: Path, migrated_db: Path, pilot_dir: Path) -> None:
+def test_the_demo_runs_twice(tmp_path: Path, migrated_db: Path) -> None:
     airflow_home = tmp_path / "airflow"
     airflow_home.mkdir()
     shutil.copyfile(migrated_db, airflow_home / "airflow.db")  # the migration is done once
