@@ -66,7 +66,7 @@ from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind
 from anchoring.manifest import check_manifest, manifest_leaf_input
 from anchoring.merkle.hasher import is_hex_hash, leaf_hash
 from anchoring.merkle.verify import root_from_inclusion_proof, verify_consistency
-from anchoring.note import Verifier, open_note, parse_note
+from anchoring.note import ED25519, Verifier, open_note, parse_note
 from anchoring.record_proof import (
     ENTRY_PROOF_TYPE,
     RECORD_PROOF_TYPE,
@@ -341,7 +341,7 @@ def _verify_log_entry(
         )
 
     try:
-        _check_signed(note_text, tuple(trusted))
+        _check_signed(note_text, _log_keys(trusted))
     except AnchoringError as exc:
         raise _fail(VerificationStep.CHECKPOINT_SIGNATURE, str(exc)) from None
     if origin is not None and checkpoint.origin != origin:
@@ -404,6 +404,13 @@ def _apply_anchor_policy(receipts: Sequence[VerifiedReceipt], policy: AnchorPoli
         )
 
 
+def _log_keys(trusted: Sequence[Verifier]) -> tuple[Verifier, ...]:
+    """The trusted keys that can sign a checkpoint: Ed25519 signed-note keys (type 0x01).
+    A witness's cosignature key (type 0x04, C2SP tlog-cosignature) never stands in for
+    the log's signature."""
+    return tuple(v for v in trusted if v.sig_type == ED25519)
+
+
 @lru_cache(maxsize=64)
 def _check_signed(note: str, trusted: tuple[Verifier, ...]) -> None:
     """Open a signed checkpoint once per (text, trusted keys): many proofs share one
@@ -422,7 +429,7 @@ def _anchored_checkpoint(
         return checkpoint, note
     if not isinstance(later_note, str):
         raise ProofFormatError("receipt checkpoint must be signed note text")
-    later = Checkpoint.from_body(open_note(later_note, trusted)[0].text)
+    later = Checkpoint.from_body(open_note(later_note, _log_keys(trusted))[0].text)
     if later.origin != checkpoint.origin or later.size < checkpoint.size:
         raise VerificationError("receipt anchors a checkpoint that is not a later one of this log")
     hashes = receipt.get("consistency_proof")
@@ -443,6 +450,9 @@ def read_vkeys(values: Sequence[str]) -> list[Verifier]:
     verifiers: list[Verifier] = []
     for value in values:
         lines = [value]
+        if "+" not in value and not Path(value).is_file():
+            raise MalformedError(f"{value}: neither a vkey (name+keyid+base64key) nor a "
+                                 "readable file of vkeys")
         if "+" not in value and Path(value).is_file():
             with open(value, "rb") as file:
                 data = file.read(_MAX_VKEY_FILE_BYTES + 1)
@@ -551,6 +561,13 @@ def result_json(
     }
 
 
+def _printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped: a proof's
+    strings (a receipt's type, a record's values) must not be able to rewrite or hide
+    what a terminal shows."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def render_text(
     result: VerifiedRecord | VerifiedEntry, key_columns: Sequence[str] | None = None
 ) -> str:
@@ -589,7 +606,7 @@ def render_text(
         lines.append(f"  anchors[{r.index}] {r.type}: {status}; {r.proves}")
     if log.receipts and not log.independently_anchored:
         lines.append("  no independent anchor was verified")
-    return "\n".join(lines)
+    return "\n".join(_printable(line) for line in lines)
 
 
 def failure_json(exc: ProofVerificationError) -> dict[str, Any]:

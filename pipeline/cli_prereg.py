@@ -255,6 +255,9 @@ def outcomes_check(home_dir: Path | None, as_json: bool, trial: str, html_out: P
         write_text_durably(html_out, render_html(report))
     lines = []
     for study in report.studies:
+        if not study.comparisons:
+            lines.append(f"{study.study_id}: only one record is logged, with no results "
+                         "section: nothing to compare yet")
         for comparison in study.comparisons:
             lines.append(f"{study.study_id}: baseline {comparison.baseline.cite()} vs "
                          f"{comparison.against} {comparison.other.cite()}: "

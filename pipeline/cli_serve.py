@@ -39,6 +39,20 @@ def serve(home_dir: Path | None, host: str, port: int, workers: int,
         os.environ["TRIALPROOF_MAX_UPLOAD_BYTES"] = str(max_upload_bytes)
     if registry_path is not None:
         os.environ["TRIALPROOF_REGISTRY"] = str(registry_path.resolve())
+    _check_free(host, port)
     click.echo(f"serving {path} on http://{host}:{port} with {workers} worker(s)", err=True)
     uvicorn.run("pipeline.server.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", access_log=False)
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse, in one line, an address that cannot be bound, before saying it is served."""
+    import socket
+
+    from pipeline.errors import UsageError
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None

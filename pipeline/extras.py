@@ -3,7 +3,8 @@
 ``pip install trialproof`` is the verifier alone (the standard library, ``cryptography``
 and ``click``). The sponsor side (ingest, the log database, the store, proofs, audit,
 the registry) needs ``pip install 'trialproof[pipeline]'``; a PostgreSQL log needs
-``[postgres]`` as well (pyproject.toml lists every extra).
+``[postgres]`` as well, the HTTP server ``[server]``, Ethereum anchoring ``[ethereum]``
+and time-stamp checks ``[tsa]`` (pyproject.toml lists every extra).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ EXTRA_OF_PACKAGE: dict[str, str] = {
     "psycopg2": "postgres",
     "asyncpg": "postgres",
     "airflow": "airflow",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "starlette": "server",
+    "web3": "ethereum",
+    "rfc3161_client": "tsa",
 }
 
 

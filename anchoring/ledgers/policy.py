@@ -50,7 +50,12 @@ def _online_kind(rpc_urls: Sequence[str]) -> ReceiptKind:
         if not chains:
             for url in rpc_urls:
                 rpc = JsonRpc(url)
-                chains[int(str(rpc.call("eth_chainId")), 16)] = rpc
+                answer = rpc.call("eth_chainId")
+                try:
+                    chains[int(str(answer), 16)] = rpc
+                except ValueError:
+                    raise VerificationError(f"{url} answered eth_chainId with "
+                                            "something that is not a chain ID") from None
         if chain_id not in chains:
             raise VerificationError(f"no --rpc serves chain {chain_id}")
         return chains[chain_id]

@@ -36,7 +36,12 @@ from typing import Any
 from cryptography import x509
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
+from anchoring.errors import (
+    MalformedError,
+    ProofVerificationError,
+    VerificationError,
+    VerificationStep,
+)
 from anchoring.note import parse_note
 
 RFC3161_RECEIPT_TYPE = "trialproof/rfc3161/v1"
@@ -56,8 +61,8 @@ def load_ca_file(path: str | Path) -> list[x509.Certificate]:
     """The CA certificates of a PEM file."""
     try:
         return x509.load_pem_x509_certificates(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise VerificationError(f"CA file {path}: {exc}") from None
+    except (OSError, ValueError) as exc:  # the verifier's input, not the proof, is bad
+        raise MalformedError(f"CA file {path}: {exc}") from None
 
 
 def _chain(receipt: Mapping[str, Any]) -> list[x509.Certificate]:

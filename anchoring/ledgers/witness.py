@@ -46,12 +46,16 @@ def valid_cosigners(note: str | Note, witnesses: Iterable[Verifier]) -> list[Ver
     parsed = note if isinstance(note, Note) else _parse_note(note)
     by_id = {(w.name, w.key_id): w for w in witnesses}
     found: list[Verifier] = []
+    keys: set[bytes] = set()
     for signature in parsed.signatures:
         witness = by_id.get((signature.name, signature.key_id))
-        if witness is None or witness in found:
+        # One key is one witness, whatever names it is trusted under: the cosigned
+        # message does not cover the name.
+        if witness is None or witness.public_key in keys:
             continue
         if _cosignature_verifies(witness, signature, parsed.text):
             found.append(witness)
+            keys.add(witness.public_key)
     return found
 
 
