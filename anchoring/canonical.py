@@ -1,4 +1,4 @@
-"""Canonical records (DESIGN Formats 2-3): RFC 8785 JSON, typed values, salts and leaf inputs.
+"""Canonical records (docs/formats.md §2-§3): RFC 8785 JSON, typed values, salts and leaf inputs.
 
 Everything here uses only the standard library, so a verifier can
 recompute a record's leaf with nothing else installed.
@@ -162,7 +162,7 @@ def canonical_json(value: Any) -> bytes:
 
 
 def canonical_value(value: Any, field_type: str) -> Any:
-    """The canonical JSON value of ``value`` for a contract field type (DESIGN Formats 2).
+    """The canonical JSON value of ``value`` for a contract field type (docs/formats.md §2).
 
     Missing values and NaN become ``None``. Values must already have their
     type: text is not parsed into numbers here (readers do that, once).
@@ -276,7 +276,7 @@ def derive_trial_salt_key(master_key: bytes, trial: str) -> bytes:
     ).digest()
 
 
-#: Salt schemes (DESIGN Formats 3), named by a version manifest's ``salt_scheme``.
+#: Salt schemes (docs/formats.md §3), named by a version manifest's ``salt_scheme``.
 #: v1, JCS([trial, dataset, key values...]), was used by versions whose manifest has no
 #: ``salt_scheme``: a record kept its salt from one version to the next.
 SALT_SCHEME_V1 = "trialproof/salt/v1"
@@ -289,7 +289,7 @@ SALT_SCHEMES = (SALT_SCHEME_V1, SALT_SCHEME_V2)
 
 
 def salt_message_head(scheme: str, trial: str, dataset: str, version: int) -> list[Any]:
-    """What a salt message holds before the key values, under ``scheme`` (DESIGN Formats 3)."""
+    """What a salt message holds before the key values, under ``scheme`` (docs/formats.md §3)."""
     if scheme == SALT_SCHEME_V1:
         return [trial, dataset]
     if scheme == SALT_SCHEME_V2:
@@ -306,14 +306,14 @@ def record_salt(
     version: int,
     scheme: str = SALT_SCHEME,
 ) -> bytes:
-    """HMAC-SHA256(trial salt key, JCS([trial, dataset, version, key values...])) (DESIGN
-    Formats 3); under :data:`SALT_SCHEME_V1`, without the version."""
+    """HMAC-SHA256(trial salt key, JCS([trial, dataset, version, key values...]))
+    (docs/formats.md §3); under :data:`SALT_SCHEME_V1`, without the version."""
     message = canonical_json([*salt_message_head(scheme, trial, dataset, version), *key_values])
     return hmac.new(trial_salt_key, message, hashlib.sha256).digest()
 
 
 def leaf_input(salt: bytes, canonical_record: bytes) -> bytes:
-    """salt || canonical record bytes (DESIGN Formats 3). Precondition: a 32-byte salt."""
+    """salt || canonical record bytes (docs/formats.md §3). Precondition: a 32-byte salt."""
     if len(salt) != SALT_SIZE:
         raise CanonicalizationError(f"a salt is {SALT_SIZE} bytes, got {len(salt)}")
     return salt + canonical_record

@@ -82,7 +82,7 @@ class KeyFormatError(AnchoringError, ValueError):
 
 
 class CanonicalizationError(AnchoringError, ValueError):
-    """A value cannot be represented canonically (RFC 8785 / DESIGN Formats 2)."""
+    """A value cannot be represented canonically (RFC 8785 / docs/formats.md §2)."""
 
 
 class VerificationError(AnchoringError):
@@ -104,7 +104,7 @@ class SignatureError(VerificationError):
 
 
 class VerificationStep(StrEnum):
-    """The steps of record-proof verification (DESIGN Formats 8), in order."""
+    """The steps of record-proof verification (docs/formats.md §8), in order."""
 
     RECORD_LEAF = "record leaf"
     DATASET_PATH = "dataset path"

@@ -1,4 +1,4 @@
-"""The dataset-version manifest (DESIGN Formats 5): the log's leaf input."""
+"""The dataset-version manifest (docs/formats.md §5): the log's leaf input."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _is_count(value: Any) -> bool:
 def check_manifest(manifest: Mapping[str, Any]) -> None:
     """Raise :class:`ProofFormatError` unless ``manifest`` has every Formats 5 field, well typed.
 
-    Extra fields are allowed (DESIGN Formats 5: adding fields is fine).
+    Extra fields are allowed (docs/formats.md §5: adding fields is fine).
     """
     _require(manifest.get("type") == MANIFEST_TYPE, f'"type" must be "{MANIFEST_TYPE}"')
     for name in ("trial", "dataset", "ingested_at"):
@@ -80,11 +80,11 @@ def check_manifest(manifest: Mapping[str, Any]) -> None:
 
 
 def manifest_salt_scheme(manifest: Mapping[str, Any]) -> str:
-    """The salt scheme a version was committed under (DESIGN Formats 3, 5): its
+    """The salt scheme a version was committed under (docs/formats.md §3, §5): its
     ``salt_scheme``, or v1 for a manifest written before the field existed."""
     return str(manifest.get("salt_scheme", SALT_SCHEME_V1))
 
 
 def manifest_leaf_input(manifest: Mapping[str, Any]) -> bytes:
-    """The log leaf input of a manifest: exactly its RFC 8785 bytes (DESIGN Formats 5)."""
+    """The log leaf input of a manifest: exactly its RFC 8785 bytes (docs/formats.md §5)."""
     return canonical_json(manifest)

@@ -1,4 +1,4 @@
-"""Record and entry proofs (DESIGN Formats 8): reading, parsing, building and serializing.
+"""Record and entry proofs (docs/formats.md §8): reading, parsing, building and serializing.
 
 Parsing is strict, so that a malformed proof is told apart from one that does
 not verify: the text is I-JSON (no duplicate keys, no lone surrogates, numbers
@@ -41,13 +41,13 @@ from anchoring.merkle.shape import inclusion_proof_length
 from anchoring.note import parse_note
 
 RECORD_PROOF_TYPE = "trialproof/record-proof/v1"
-#: The fields of a record proof besides ``type`` (DESIGN Formats 8).
+#: The fields of a record proof besides ``type`` (docs/formats.md §8).
 RECORD_PROOF_FIELDS = (
     "record", "salt", "leaf_index", "dataset_size", "dataset_proof", "manifest",
     "log_index", "log_size", "log_proof", "checkpoint", "anchors",
 )
 ENTRY_PROOF_TYPE = "trialproof/entry-proof/v1"
-#: The fields of an entry proof besides ``type`` (DESIGN Formats 8).
+#: The fields of an entry proof besides ``type`` (docs/formats.md §8).
 ENTRY_PROOF_FIELDS = ("entry", "log_index", "log_size", "log_proof", "checkpoint", "anchors")
 #: A tree of 2**63 leaves needs at most 63 hashes in a proof.
 MAX_PROOF_HASHES = 63
@@ -167,7 +167,7 @@ class RecordProof:
 @dataclass(frozen=True)
 class EntryProof:
     """Everything needed to check one log entry (a version manifest, a registered
-    document ...) offline against a signed checkpoint: DESIGN Formats 8, steps 2-4."""
+    document ...) offline against a signed checkpoint: docs/formats.md §8, steps 2-4."""
 
     entry: dict[str, Any]
     log_index: int
@@ -271,7 +271,7 @@ def _entry_proof(proof: dict[str, Any]) -> EntryProof:
     _fields(proof, ENTRY_PROOF_TYPE, ENTRY_PROOF_FIELDS)
     entry = _object(proof["entry"], "entry")
     if not isinstance(entry.get("type"), str) or not entry["type"]:
-        raise ProofFormatError('entry must have a "type" string (DESIGN Formats 11)')
+        raise ProofFormatError('entry must have a "type" string (docs/formats.md §11)')
     log_index, log_size, log_proof = _path(
         proof["log_index"], proof["log_size"], proof["log_proof"],
         ("log_index", "log_size", "log_proof"),

@@ -1,4 +1,4 @@
-"""Offline verification of record and entry proofs (DESIGN Formats 8).
+"""Offline verification of record and entry proofs (docs/formats.md §8).
 
 Needs only the standard library and ``cryptography``: a regulator holding a
 public key can run it anywhere, also as a program of its own::
@@ -84,7 +84,7 @@ _UNKNOWN_RECEIPT = "unknown receipt type; it neither passes nor fails the proof"
 
 
 class AnchorPolicy(StrEnum):
-    """What ``--require-anchor`` asks of a proof's receipts (DESIGN Formats 8, step 4)."""
+    """What ``--require-anchor`` asks of a proof's receipts (docs/formats.md §8, step 4)."""
 
     ANY = "any"  # at least one receipt of a known type, checked
     INDEPENDENT = "independent"  # ... from a ledger the log operator does not control
@@ -177,7 +177,7 @@ def verify_record_proof(
     origin: str | None = None,
     require_anchor: AnchorPolicy | None = None,
 ) -> VerifiedRecord:
-    """Verify ``proof`` against trusted log keys, step by step (DESIGN Formats 8).
+    """Verify ``proof`` against trusted log keys, step by step (docs/formats.md §8).
 
     1. record leaf: the leaf is SHA-256(0x00 || salt || JCS(record)) (RFC 9162 §2.1.1;
        every number canonicalized as an IEEE double, RFC 8785 §3.2.2.3);
@@ -248,7 +248,7 @@ def verify_entry_proof(
     origin: str | None = None,
     require_anchor: AnchorPolicy | None = None,
 ) -> VerifiedEntry:
-    """Verify an entry proof: DESIGN Formats 8, steps 2-4, for any log entry.
+    """Verify an entry proof: docs/formats.md §8, steps 2-4, for any log entry.
 
     - log path: the entry's leaf, SHA-256(0x00 || JCS(entry)), and ``log_proof``
       (RFC 9162 §2.1.3.2) yield the checkpoint's root, and ``log_size`` is its size;
@@ -472,7 +472,7 @@ def key_columns_from_contract(data: bytes, manifest: Mapping[str, Any]) -> tuple
 
     ``data`` is the contract file (a Frictionless Table Schema); it must be the very
     contract the manifest commits to: SHA-256 of its RFC 8785 bytes equals
-    ``manifest.contract.sha256`` (DESIGN Formats 5).
+    ``manifest.contract.sha256`` (docs/formats.md §5).
     """
     try:
         descriptor = load_i_json(data)

@@ -898,7 +898,7 @@ class _Suite:
             cpu = sum(max(spent[k]["cpu_seconds"], 0) for k in OURS if k in spent)
             own_cpu = (f" Our stages spent {fmt_seconds(cpu)} of CPU in the fastest Parquet "
                        f"run ({fmt_ratio(cpu / m.best)} this floor).")
-        return [f"**The hashing the formats require** (DESIGN Formats 3-4, RFC 9162): per "
+        return [f"**The hashing the formats require** (docs/formats.md §3-§4, RFC 9162): per "
                 f"record an HMAC-SHA256 salt ({blocks['salt'] / n:.1f} SHA-256 compressions), "
                 f"a leaf hash ({blocks['leaf'] / n:.1f}) and a tree node (2): {total:,} "
                 f"compressions for {n:,} records. One `hashlib.sha256` call over as many "

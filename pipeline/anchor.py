@@ -1,4 +1,4 @@
-"""Periodic anchoring (DESIGN Flow: anchor): sign a checkpoint, prove it extends the last
+"""Periodic anchoring (docs/architecture.md): sign a checkpoint, prove it extends the last
 anchored one, submit it to the configured ledgers, keep the receipts.
 
 Receipts are kept under ``<home>/anchors/<size>/``: ``checkpoint.txt`` (the signed

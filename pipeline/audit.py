@@ -1,4 +1,4 @@
-"""The audit (DESIGN Flow: audit): recompute everything from storage and check every link.
+"""The audit (docs/architecture.md): recompute everything from storage and check every link.
 
 Per version: its files exist; ``manifest.json`` is the log's leaf input; the raw
 delivery, contract and report hash to what the manifest says; the records are

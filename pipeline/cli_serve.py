@@ -1,4 +1,4 @@
-"""``trialproof serve``: the HTTP API and web page over a home (DESIGN Interfaces)."""
+"""``trialproof serve``: the HTTP API and web page over a home (docs/architecture.md)."""
 
 from __future__ import annotations
 

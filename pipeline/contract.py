@@ -1,4 +1,4 @@
-"""Dataset contracts: Frictionless Table Schema JSON files (DESIGN Layout, schemas/).
+"""Dataset contracts: Frictionless Table Schema JSON files (docs/architecture.md, schemas/).
 
 A contract names a dataset's fields, their types and constraints, and its
 primary key. trialproof reads these Table Schema properties:

@@ -1,4 +1,4 @@
-"""Dataset contracts from a CDISC Define-XML (1.0, 2.0 or 2.1) file (DESIGN Layout, schemas/).
+"""Dataset contracts from a CDISC Define-XML (1.0, 2.0 or 2.1) file (into schemas/).
 
 Each ItemGroupDef becomes a Frictionless Table Schema: its ItemRefs in OrderNumber order,
 typed from the ItemDef (text -> string with maxLength; integer; float -> number; ISO 8601

@@ -3,7 +3,7 @@
 Records are matched by the contract's primary key. A matched record changed
 exactly when its canonical bytes changed (compared by their SHA-256). Leaf
 hashes cannot tell: a salt binds the version, so every leaf differs from one
-version to the next (DESIGN Formats 3). Only changed records are compared
+version to the next (docs/formats.md §3). Only changed records are compared
 column by column. Every entry carries its leaf index on each side, so both
 sides can be proven with ``trialproof prove --index``.
 """

@@ -1,4 +1,4 @@
-"""Researcher downloads that verify themselves (DESIGN Interfaces; Formats 5-8).
+"""Researcher downloads that verify themselves (docs/architecture.md; Formats 5-8).
 
 :func:`download` fetches a version's records (with their salts), its manifest,
 contract and a log inclusion proof from a trialproof server, and writes them
@@ -273,7 +273,7 @@ def _check_records(path: Path, contract: Any, manifest: dict[str, Any]) -> Any:
 
 
 def hex_salts(salts: Any) -> Any:
-    """32-byte salts as an Arrow string array of lowercase hex (DESIGN Formats 9), for CSV."""
+    """32-byte salts as an Arrow string array of lowercase hex (docs/formats.md §9), for CSV."""
     import binascii
 
     import pyarrow as pa

@@ -1,4 +1,4 @@
-"""Durable file writes: temporary file, fsync, rename (DESIGN Storage)."""
+"""Durable file writes: temporary file, fsync, rename (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -268,7 +268,7 @@ def salted_leaf_hashes_many(
     *,
     threads: int | None = None,
 ) -> tuple[bytes, bytes]:
-    """Salts and leaf hashes of salted records (DESIGN Formats 3; RFC 9162 §2.1.1).
+    """Salts and leaf hashes of salted records (docs/formats.md §3; RFC 9162 §2.1.1).
 
     For each row i: ``salt = HMAC-SHA256(salt_key, salt_messages[i])`` and
     ``leaf hash = SHA-256(0x00 || salt || records[i])``. Returns all salts and all

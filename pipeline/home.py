@@ -1,4 +1,4 @@
-"""The trialproof *home*: configuration, keys and the log database (DESIGN Storage).
+"""The trialproof *home*: configuration, keys and the log database (docs/architecture.md).
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""Ingest a delivery (DESIGN Flow): stage -> read and validate -> commit.
+"""Ingest a delivery (docs/architecture.md): stage -> read and validate -> commit.
 
 Each step is a function an Airflow task can call on its own; between steps
 only paths and hashes travel. :func:`ingest` runs all three in one process.
@@ -454,7 +454,7 @@ def commit(
     if existing is not None:
         shutil.rmtree(validated.work_dir, ignore_errors=True)
         return IngestResult.unchanged(existing)
-    # Salts bind the version (DESIGN Formats 3), so the records are hashed for the
+    # Salts bind the version (docs/formats.md §3), so the records are hashed for the
     # number this commit expects; if another commit takes it first, hash again.
     version = _next_version(store.log.latest_for_key(log_key(trial, dataset)))
     earlier = store.committed_source(trial, dataset, staged.sha256)
@@ -499,7 +499,7 @@ def commit(
 def _write_records(
     path: Path, schema: pa.Schema, contract: Contract, chunks: Iterable[LeafChunk]
 ) -> list[list[bytes]]:
-    """Write the typed records in leaf order with their salts (DESIGN Storage), one row
+    """Write the typed records in leaf order with their salts (docs/architecture.md), one row
     group per chunk as the chunks are hashed; return each chunk's subtree levels.
 
     Row groups are key ranges, so min/max statistics are kept for the key columns,

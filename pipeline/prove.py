@@ -1,4 +1,4 @@
-"""Record proofs from the store (DESIGN Formats 8): find a record, prove it against a checkpoint."""
+"""Record proofs from the store (docs/formats.md §8): find a record, prove it at a checkpoint."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Canonical records, salts and leaf inputs for a whole table at once (DESIGN Formats 2-4).
+"""Canonical records, salts and leaf inputs for a whole table at once (docs/formats.md §2-§4).
 
 The result is byte-for-byte what :func:`anchoring.canonical.canonical_json` gives for
 each row's ``{column: canonical_value}``; the per-row functions remain the
@@ -211,7 +211,7 @@ def salt_messages(
     version: int,
     scheme: str = SALT_SCHEME,
 ) -> pa.Array:
-    """JCS([trial, dataset, version, key values...]) per row (DESIGN Formats 3), or the
+    """JCS([trial, dataset, version, key values...]) per row (docs/formats.md §3), or the
     message of another ``scheme`` (see :func:`anchoring.canonical.salt_message_head`).
 
     A contract without a primary key uses all its columns, in contract order.
@@ -221,7 +221,7 @@ def salt_messages(
 
 def leaf_order(table: pa.Table, contract: Contract) -> pa.Array:
     """The row indices of ``table`` in leaf order: ascending by primary key as typed
-    values (DESIGN Formats 4); without a key, ascending by canonical bytes."""
+    values (docs/formats.md §4); without a key, ascending by canonical bytes."""
     if contract.primary_key:
         keys = [(k, "ascending") for k in contract.primary_key]
         return pc.sort_indices(table.select(contract.primary_key), sort_keys=keys)
@@ -238,7 +238,7 @@ class LeafChunk:
     """A run of consecutive leaves, in leaf order."""
 
     records: pa.Table  # the typed records
-    salts: pa.Array  # fixed_size_binary(32): HMAC salts (DESIGN Formats 3)
+    salts: pa.Array  # fixed_size_binary(32): HMAC salts (docs/formats.md §3)
     #: ``anchoring._internal.tree.node_levels`` of the run: level 0 holds the RFC 9162 §2.1.1 leaf
     #: hashes of salt || canonical record, 32 bytes each.
     levels: list[bytes]

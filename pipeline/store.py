@@ -1,4 +1,4 @@
-"""The version store (DESIGN Storage): raw deliveries, quarantine and committed versions.
+"""The version store (docs/architecture.md): raw deliveries, quarantine and committed versions.
 
 Layout under the home::
 

@@ -24,7 +24,7 @@ ROOT_MODULE = "anchoring.verify"
 _PACKAGE = "anchoring"
 
 _HEADER = '''#!/usr/bin/env python3
-"""trialproof record-proof verifier (DESIGN Formats 8), in one file.
+"""trialproof record-proof verifier (docs/formats.md §8), in one file.
 
 Needs Python 3.11+ and the `cryptography` package. Usage:
 

@@ -1,4 +1,4 @@
-"""Anchor ledgers: where signed checkpoints are anchored (DESIGN Ledgers).
+"""Anchor ledgers: where signed checkpoints are anchored (docs/architecture.md).
 
 Every ledger has one small interface: ``submit(checkpoint)`` returns a
 receipt, and ``verify(receipt, checkpoint)`` returns nothing or raises a

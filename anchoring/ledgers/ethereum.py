@@ -1,4 +1,4 @@
-"""Ethereum anchor receipts (DESIGN Formats 10 and 13): offline and online checks.
+"""Ethereum anchor receipts (docs/formats.md §10, §13): offline and online checks.
 
 An anchoring is one transaction whose calldata is exactly 76 bytes::
 
@@ -46,7 +46,7 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def anchor_payload(checkpoint: Checkpoint) -> bytes:
-    """The 76-byte calldata committing to ``checkpoint`` (DESIGN Formats 10)."""
+    """The 76-byte calldata committing to ``checkpoint`` (docs/formats.md §10)."""
     return (
         PAYLOAD_MAGIC
         + hashlib.sha256(checkpoint.origin.encode("utf-8")).digest()

@@ -4,7 +4,7 @@ Standard library only, so :mod:`anchoring.verify` can use it anywhere. Each
 receipt type the verifier knows has one entry in :data:`OFFLINE_CHECKS`: how to
 check its fields, how to check what it commits to, and whether it is an
 independent anchor. Receipts of other types are reported as not checked
-(DESIGN Formats 8, step 4).
+(docs/formats.md §8, step 4).
 """
 
 from __future__ import annotations

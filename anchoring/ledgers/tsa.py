@@ -1,4 +1,4 @@
-"""RFC 3161 time-stamp receipts (DESIGN Formats 8 and 13): offline verification.
+"""RFC 3161 time-stamp receipts (docs/formats.md §8, §13): offline verification.
 
 A receipt ``trialproof/rfc3161/v1`` keeps the TSA's ``TimeStampResp`` (RFC 3161
 §2.4.2) as base64 DER in ``response``, the TSA's certificates as PEM in
@@ -49,7 +49,7 @@ _SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 
 
 def checkpoint_imprint(note: str) -> bytes:
-    """SHA-256 of the checkpoint note's body (DESIGN Formats 8, last bullet)."""
+    """SHA-256 of the checkpoint note's body (docs/formats.md §8, last bullet)."""
     return hashlib.sha256(parse_note(note).text.encode()).digest()
 
 

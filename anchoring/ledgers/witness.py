@@ -2,7 +2,7 @@
 
 Witnesses (C2SP tlog-witness) answer with C2SP tlog-cosignature ``cosignature/v1``
 lines, which the log appends to its checkpoint note. They are not receipts:
-a record proof carries the cosigned note as its ``checkpoint`` (DESIGN Formats 13).
+a record proof carries the cosigned note as its ``checkpoint`` (docs/formats.md §13).
 
 Standard library and ``cryptography`` only, like the rest of the verifier.
 """

@@ -1,4 +1,4 @@
-"""The sponsor registry (DESIGN Airflow): which datasets are ingested, from where, and when.
+"""The sponsor registry (docs/architecture.md): which datasets are ingested, from where, and when.
 
 - :mod:`pipeline.registry.schema`: the registry file, its entries and their checks (read
   safely from YAML; where deliveries may come from, :class:`DeliveryPolicy`).

@@ -1,4 +1,4 @@
-"""Failure notifications (DESIGN Airflow): the ``on_failure_callback`` the DAGs attach,
+"""Failure notifications (docs/architecture.md): the ``on_failure_callback`` the DAGs attach,
 and the JSON-lines file it appends to in the home.
 
 Nothing here imports Airflow, and nothing heavy at module level (the DAG files import

@@ -1,4 +1,4 @@
-"""The sponsor registry's schema and its checks (DESIGN Airflow): which datasets are
+"""The sponsor registry's schema and its checks (docs/architecture.md): which datasets are
 ingested, from where, and when.
 
 A registry is a YAML file. Sponsors declare, for each trial and dataset, the

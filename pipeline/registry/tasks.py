@@ -1,4 +1,4 @@
-"""What the ingest DAG's tasks call, so that each task is a few lines (DESIGN Airflow):
+"""What the ingest DAG's tasks call, so that each task is a few lines (docs/architecture.md):
 list the new deliveries of a registry entry, then stage, validate and commit one.
 
 XCom carries only paths and hashes. Nothing here imports Airflow, and everything heavy

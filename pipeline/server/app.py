@@ -1,4 +1,4 @@
-"""The FastAPI app (DESIGN Interfaces: HTTP API): public read-only routes, C2SP tlog-tiles,
+"""The FastAPI app (docs/architecture.md): public read-only routes, C2SP tlog-tiles,
 sponsor routes behind bearer tokens, and the web page.
 
 Errors become HTTP statuses in :func:`pipeline.server.errors.status_for` and
@@ -337,7 +337,7 @@ def _version_routes(app: FastAPI) -> None:
         index: Annotated[int | None, Query(ge=0)] = None,
         key: Annotated[str | None, Query(description="COL=VALUE[,COL=VALUE...]")] = None,
     ) -> JSONResponse:
-        """A record proof (DESIGN Formats 8) by leaf index or by primary key."""
+        """A record proof (docs/formats.md §8) by leaf index or by primary key."""
         from pipeline.cli import _parse_key
         from pipeline.server.proofs import prove_from_cache
 

@@ -131,7 +131,7 @@ class _LogProofs:
 
 def prove_from_cache(home: Home, info: VersionInfo, *, index: int | None = None,
                      key: Mapping[str, str] | None = None) -> RecordProof:
-    """A record proof (DESIGN Formats 8) by leaf index or primary key."""
+    """A record proof (docs/formats.md §8) by leaf index or primary key."""
     from pipeline.prove import checkpoint_for
 
     rows = _rows(info)

@@ -1,4 +1,4 @@
-"""Validate a delivery against its contract with Great Expectations (DESIGN Flow: validate).
+"""Validate a delivery against its contract with Great Expectations (docs/architecture.md).
 
 - :mod:`pipeline.validation.suite`: the GX suite of a contract (:func:`compile_suite`).
 - :mod:`pipeline.validation.run`: running it on an Arrow table (:func:`validate`).

@@ -1,4 +1,4 @@
-"""The validation report (DESIGN Flow: validate): what validation found, and its JSON
+"""The validation report (docs/architecture.md): what validation found, and its JSON
 form (``report.json``).
 
 The report identifies failing rows by primary key (or by 0-based row index when the

@@ -1,4 +1,4 @@
-"""Running a contract's checks with Great Expectations (DESIGN Flow: validate).
+"""Running a contract's checks with Great Expectations (docs/architecture.md).
 
 :func:`validate` runs the suite of :mod:`pipeline.validation.suite` on an Arrow table in
 an ephemeral GX context that writes no files, and returns a

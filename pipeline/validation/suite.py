@@ -1,4 +1,4 @@
-"""The Great Expectations suite of a contract (DESIGN Flow: validate).
+"""The Great Expectations suite of a contract (docs/architecture.md).
 
 :func:`compile_suite` turns a :class:`~pipeline.contract.Contract` into a GX
 ``ExpectationSuite``: for every field the column exists, has the contract type, and keeps

@@ -1,4 +1,4 @@
-"""Canonical records (DESIGN Formats 2-3): JCS against the rfc8785 package, typed values, salts.
+"""Canonical records (docs/formats.md §2-§3): JCS against the rfc8785 package, typed values, salts.
 
 rfc8785 (Trail of Bits) is an independent RFC 8785 implementation; where the
 two disagree on a JSON value, ours is wrong.
@@ -210,7 +210,7 @@ def test_non_json_values_raise(value: Any) -> None:
         canonical_json(value)
 
 
-# -- typed values (DESIGN Formats 2) ------------------------------------------------------------
+# -- typed values (docs/formats.md §2) ------------------------------------------------------------
 
 UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2))
 
@@ -299,7 +299,7 @@ def test_canonical_record_bytes() -> None:
     assert canonical_json(record) == expected == rfc8785.dumps(record)
 
 
-# -- salts and leaf inputs (DESIGN Formats 3) ---------------------------------------------------
+# -- salts and leaf inputs (docs/formats.md §3) ---------------------------------------------------
 
 KEY = hashlib.sha256(b"test trial salt key").digest()
 
@@ -320,7 +320,7 @@ def test_record_salt_is_the_specified_hmac() -> None:
 
 
 def test_record_salt_binds_the_version() -> None:
-    """A record's salt in one version is not its salt in another (DESIGN Formats 3), and
+    """A record's salt in one version is not its salt in another (docs/formats.md §3), and
     the version cannot be confused with a key value."""
     salts = {record_salt(KEY, "T1", "dm", ["S-001"], version=v) for v in range(1, 50)}
     assert len(salts) == 49
@@ -377,7 +377,7 @@ def test_leaf_input_requires_a_32_byte_salt() -> None:
 
 @pytest.mark.parametrize("field_type", ["integer", "number"])
 def test_numpy_bool_is_not_a_number(field_type: str) -> None:
-    """DESIGN: bool is not an integer. pandas/pyarrow booleans arrive as numpy.bool_,
+    """docs/formats.md §2: bool is not an integer. pandas/pyarrow booleans arrive as numpy.bool_,
     which is not a Python bool subclass, so the `isinstance(value, bool)` guard misses it."""
     np = pytest.importorskip("numpy")
     with pytest.raises(CanonicalizationError):

@@ -1,4 +1,4 @@
-"""The Ethereum anchor payload (DESIGN Formats 10) and the offline receipt check, including a
+"""The Ethereum anchor payload (docs/formats.md §10) and the offline receipt check, including a
 receipt for a later checkpoint that carries its consistency proof."""
 
 from __future__ import annotations

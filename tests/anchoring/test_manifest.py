@@ -1,4 +1,4 @@
-"""The version manifest's additive fields (DESIGN Formats 3, 5): ``salt_scheme`` and
+"""The version manifest's additive fields (docs/formats.md §3, §5): ``salt_scheme`` and
 ``same_content_as``, checked where present, and valid against the published schema."""
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def test_checkpoint_from_another_key_fails_at_signature(built: BuiltDataset) -> 
 
 
 def test_unknown_anchor_is_not_checked(built: BuiltDataset) -> None:
-    """DESIGN Formats 8 step 4: an unknown receipt type neither passes nor fails the proof."""
+    """docs/formats.md §8 step 4: an unknown receipt type neither passes nor fails the proof."""
     proof = dataclasses.replace(built.record_proof(7), anchors=({"type": "unknown/v1", "x": 1},))
     result = verify_record_proof(proof, [built.signer.verifier])
     (receipt,) = result.log.receipts

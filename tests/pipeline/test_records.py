@@ -197,7 +197,7 @@ def test_leaf_chunks_match_the_per_row_definition_however_cut(
 ) -> None:
     """Below and past the vectorized threshold, cut into chunks of any power-of-two size,
     under either salt scheme, every salt and leaf hash is the one the per-row definition
-    (DESIGN Formats 3-4) gives, in order, and the chunks' subtree levels join into the
+    (docs/formats.md §3-§4) gives, in order, and the chunks' subtree levels join into the
     whole tree."""
     contract = parse_contract(
         {

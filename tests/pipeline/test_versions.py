@@ -81,7 +81,7 @@ def cli(capsys: pytest.CaptureFixture[str], home: Home, *args: str) -> tuple[int
     return int(stopped.value.code or 0), out, err
 
 
-# -- salts bind the version (DESIGN Formats 3) ---------------------------------------------------
+# -- salts bind the version (docs/formats.md §3) ---------------------------------------------------
 
 
 def test_a_proofs_salt_opens_no_other_version_of_the_record(home: Home, tmp_path: Path) -> None:

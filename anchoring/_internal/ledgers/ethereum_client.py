@@ -2,7 +2,7 @@
 
 One transaction per anchoring, whatever the number of records: a zero-value
 transfer (to the sender itself unless ``to`` is set) whose calldata is the
-76-byte payload of DESIGN Formats 10; no contract is needed.
+76-byte payload of docs/formats.md §10; no contract is needed.
 
 Faults: a node that is down or times out is retried with backoff, then the
 anchoring stays pending; a transaction that a reorganization dropped is found

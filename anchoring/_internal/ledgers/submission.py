@@ -1,6 +1,6 @@
 """What a producer gets back from an external ledger: a receipt, a pending state, or a refusal.
 
-A receipt is *pending*, *confirmed* or *failed* (DESIGN Ledgers). A ledger that
+A receipt is *pending*, *confirmed* or *failed* (docs/architecture.md). A ledger that
 cannot be reached raises :class:`LedgerUnavailable`: the anchoring stays pending
 and the next run retries it. A ledger that refuses the checkpoint raises
 :class:`LedgerRefused`: retrying would not help, so the anchoring is failed with

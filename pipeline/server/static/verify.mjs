@@ -1,4 +1,4 @@
-// Record-proof verification in the browser (DESIGN Formats 8), with WebCrypto only:
+// Record-proof verification in the browser (docs/formats.md §8), with WebCrypto only:
 // SHA-256 for RFC 9162 hashes, Ed25519 for C2SP signed-note checkpoints.
 // It trusts nothing but the vkeys it is given. Runs unchanged in Node 20 (tests).
 
@@ -213,7 +213,7 @@ async function step(name, work) {
   }
 }
 
-// DESIGN Formats 8, steps in the Python verifier's order. Resolves to a summary, or throws
+// docs/formats.md §8, steps in the Python verifier's order. Resolves to a summary, or throws
 // StepError (a step failed) or MalformedError.
 export async function verifyRecordProof(proof, trustedVkeys) {
   checkShape(proof);
@@ -255,7 +255,7 @@ export async function verifyRecordProof(proof, trustedVkeys) {
     log_index: proof.log_index, anchors_not_checked: uncheckedAnchors(proof) };
 }
 
-// Step 4: receipts are not checked here; each is reported as such (DESIGN Formats 8).
+// Step 4: receipts are not checked here; each is reported as such (docs/formats.md §8).
 function uncheckedAnchors(proof) {
   return proof.anchors.map((a) => (a && typeof a.type === "string" ? a.type : "?"));
 }
@@ -281,7 +281,7 @@ function checkEntryShape(proof) {
   if (!Array.isArray(proof.anchors)) throw new MalformedError("anchors must be a list");
 }
 
-// An entry proof (DESIGN Formats 8): steps 2-4 for any log entry, such as a registered
+// An entry proof (docs/formats.md §8): steps 2-4 for any log entry, such as a registered
 // document. Resolves to a summary, or throws StepError or MalformedError.
 export async function verifyEntryProof(proof, trustedVkeys) {
   checkEntryShape(proof);
