@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,37 @@ settings.register_profile("ci", deadline=None, max_examples=100)
 settings.load_profile("ci")
 
 
+#: Where each tool a ``needs`` marker names is looked for.
+TOOLS: dict[str, Callable[[], bool]] = {
+    "chromium": lambda: shutil.which("chromium") is not None and Path("/usr/bin/chromium").exists(),
+    "node": lambda: shutil.which("node") is not None,
+    "openssl": lambda: shutil.which("openssl") is not None,
+    "anvil": lambda: _anvil().is_file(),
+}
+
+
+def _anvil() -> Path:
+    from pipeline.demo_services import ANVIL
+
+    return ANVIL
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A ``pilot_data`` test is skipped, by itself and saying why, when the data is absent."""
+    """A ``pilot_data`` test is skipped, by itself and saying why, when the data is absent;
+    a ``needs(tool)`` test too when the tool is missing (under CI, where ``.ci/run``
+    installs every tool, it fails instead)."""
     if item.get_closest_marker("pilot_data") is not None and not PILOT_DIR.is_dir():
         # The test's name in the reason keeps the summary one line per skipped test.
         pytest.skip(f"{item.name}: pilot_data, the CDISC pilot datasets are not at "
                     f"{PILOT_DIR} (set TRIALPROOF_PILOT_DATA)")
+    for marker in item.iter_markers("needs"):
+        for tool in marker.args:
+            if TOOLS[tool]():
+                continue
+            message = f"{item.name}: needs {tool}, which is not installed (make install / .ci/run)"
+            if os.environ.get("TRIALPROOF_TEST_REQUIRE_SERVICES"):
+                pytest.fail(message)
+            pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from ledger_nodes import (
-    ANVIL,
     ANVIL_KEY,
     anvil_process,
     check_schema,
@@ -29,8 +28,6 @@ from pipeline.anchor import receipts_for
 from pipeline.anchor_ledgers import anchoring_folder, anchorings, read_states
 from pipeline.home import Home
 from pipeline.prove import prove_record
-
-pytestmark = pytest.mark.skipif(not ANVIL.is_file(), reason="anvil is installed by make install")
 
 ENV = {"TP_CHAIN_KEY": ANVIL_KEY}
 
@@ -104,6 +101,7 @@ def check_tampered_receipts(home: Home, proof: Path, bundle: Any, receipts: dict
     assert audited.returncode == 1 and "[receipt]" in audited.stdout
 
 
+@pytest.mark.needs("anvil")
 def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
     ingest_sample(home, tmp_path / "in")
     with anvil_process(free_port()) as rpc:
@@ -150,6 +148,7 @@ def test_anchor_verify_offline_and_online(home: Home, tmp_path: Path) -> None:
             assert ANVIL_KEY[2:] not in path.read_text()
 
 
+@pytest.mark.needs("anvil")
 def test_wrong_chain_id_is_refused(built: Home) -> None:
     home = built
     with anvil_process(free_port()) as rpc:
@@ -160,6 +159,7 @@ def test_wrong_chain_id_is_refused(built: Home) -> None:
     assert "chain" not in result["receipts"]
 
 
+@pytest.mark.needs("anvil")
 def test_gas_errors_are_one_line(built: Home) -> None:
     home = built
     with anvil_process(free_port()) as rpc:
@@ -171,6 +171,7 @@ def test_gas_errors_are_one_line(built: Home) -> None:
     assert "\n" not in state["reason"] and "42" * 32 not in poor.stdout + poor.stderr
 
 
+@pytest.mark.needs("anvil")
 def test_node_down_stays_pending_then_anchors(built: Home) -> None:
     home = built
     port = free_port()
@@ -192,6 +193,7 @@ def test_node_down_stays_pending_then_anchors(built: Home) -> None:
     assert chain_state(home)["state"] == "confirmed"
 
 
+@pytest.mark.needs("anvil")
 def test_a_reorg_that_drops_the_transaction_is_resubmitted(built: Home) -> None:
     home = built
     with anvil_process(free_port()) as rpc:
@@ -219,6 +221,7 @@ def test_a_reorg_that_drops_the_transaction_is_resubmitted(built: Home) -> None:
             receipt["payload"])
 
 
+@pytest.mark.needs("anvil")
 def test_a_reorg_after_confirmation_is_detected_and_resubmitted(built: Home,
                                                                tmp_path: Path) -> None:
     home = built
@@ -241,6 +244,7 @@ def test_a_reorg_after_confirmation_is_detected_and_resubmitted(built: Home,
         assert tx["blockHash"] == renewed["block_hash"]
 
 
+@pytest.mark.needs("anvil")
 def test_a_node_answering_errors_leaves_the_other_ledgers_alone(built: Home) -> None:
     home = built
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ from pipeline.anchor import anchor, receipts_for
 from pipeline.home import Home
 from pipeline.prove import prove_record
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
-
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
@@ -36,6 +33,7 @@ def add_tsa(home: Home, url: str, ca: Path | None) -> None:
     assert added.returncode == 0, added.stderr
 
 
+@pytest.mark.needs("openssl")
 def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path) -> None:
     ca = make_tsa_ca(tmp_path / "ca", label="trusted")
     ingest_sample(home, tmp_path / "in")
@@ -97,6 +95,7 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     assert tampered.returncode == 1 and json.loads(tampered.stdout)["step"] == "anchor"
 
 
+@pytest.mark.needs("openssl")
 def test_an_expired_tsa_certificate_is_refused(home: Home, tmp_path: Path) -> None:
     ca = make_tsa_ca(tmp_path / "ca", expired=True)
     build_dataset(home.log(), home.signer, home.trial_salt_key("T"), rows=4)
@@ -109,6 +108,7 @@ def test_an_expired_tsa_certificate_is_refused(home: Home, tmp_path: Path) -> No
     assert "tsa" not in result.receipts
 
 
+@pytest.mark.needs("openssl")
 def test_a_tsa_that_is_down_stays_pending(home: Home, tmp_path: Path) -> None:
     ingest_sample(home, tmp_path / "in")
     ca = make_tsa_ca(tmp_path / "ca")
@@ -126,6 +126,7 @@ def test_a_tsa_that_is_down_stays_pending(home: Home, tmp_path: Path) -> None:
     assert "tsa" in receipts_for(home, first.size)[1]
 
 
+@pytest.mark.needs("openssl")
 def test_a_tsa_without_a_ca_file(home: Home, tmp_path: Path) -> None:
     ca = make_tsa_ca(tmp_path / "ca")
     ingest_sample(home, tmp_path / "in")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from anchoring.verify import verify_record_proof
 HERE = Path(__file__).resolve().parent
 VECTORS = HERE.parent / "vectors"
 VERIFY_JS = HERE.parents[1] / "pipeline" / "server" / "static" / "verify.mjs"
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node (v20+)")
 
 
 def run_js(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,6 +42,7 @@ def _bytes(text: str) -> bytes:
         return text.encode()
 
 
+@pytest.mark.needs("node")
 def test_inclusion_vectors_agree() -> None:
     inclusion = VECTORS / "merkle" / "rfc6962_inclusion_vectors.json"
     vectors = json.loads(inclusion.read_text())["vectors"]
@@ -63,6 +62,7 @@ def test_inclusion_vectors_agree() -> None:
         v["expect_valid"] for v in vectors)
 
 
+@pytest.mark.needs("node")
 def test_signed_note_vectors_agree() -> None:
     signed = VECTORS / "signed_note" / "signed_note_vectors.json"
     notes = json.loads(signed.read_text())["signed_notes"]
@@ -78,6 +78,7 @@ def test_signed_note_vectors_agree() -> None:
         assert result["ok"] == python_ok, case
 
 
+@pytest.mark.needs("node")
 def test_canonical_numbers_match_rfc_8785() -> None:
     values: list[Any] = [1e21, 1e-7, 0.1, -0.0, 123456789012345680000.0, 5e-324,
                          1.7976931348623157e308, 9007199254740991,
@@ -116,6 +117,7 @@ def _mutations(proof: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.needs("node")
 def test_generated_record_proofs_agree(served: ServedHome) -> None:
     from fastapi.testclient import TestClient
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,7 +117,7 @@ def test_entry_proofs_verify_with_the_cli_and_verifier_py(prereg_home: Home, pre
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+@pytest.mark.needs("chromium")
 def test_the_page_shows_the_timeline_and_verifies_an_entry_proof(prereg_url: str) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,6 @@ from anchoring.checkpoint import Checkpoint
 from anchoring.note import Signer, parse_note
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
-                                reason="needs Debian's chromium (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +73,7 @@ def _verify_pasted(page: Any, server_url: str, proof: dict[str, Any]) -> tuple[s
     return _result(page)
 
 
+@pytest.mark.needs("chromium")
 def test_a_valid_proof_shows_as_verified(page: Any, server_url: str, served: ServedHome,
                                          artifacts: Path) -> None:
     page.goto(f"{server_url}/verify?trial={TRIAL}&dataset=dm&version=2&index=3")
@@ -92,11 +90,13 @@ def test_a_valid_proof_shows_as_verified(page: Any, server_url: str, served: Ser
         page.requests_seen
 
 
+@pytest.mark.needs("chromium")
 def test_a_pasted_proof_verifies(page: Any, server_url: str) -> None:
     result, step, text = _verify_pasted(page, server_url, _proof(server_url, 10))
     assert (result, step) == ("verified", ""), text
 
 
+@pytest.mark.needs("chromium")
 def test_one_record_value_changed_fails_at_the_record_leaf(page: Any, server_url: str,
                                                            artifacts: Path) -> None:
     proof = _proof(server_url)
@@ -106,6 +106,7 @@ def test_one_record_value_changed_fails_at_the_record_leaf(page: Any, server_url
     assert (result, step) == ("failed", "record leaf"), text
 
 
+@pytest.mark.needs("chromium")
 def test_an_unknown_signing_key_fails_at_the_checkpoint_signature(
         page: Any, server_url: str, artifacts: Path) -> None:
     proof = _proof(server_url)
@@ -117,6 +118,7 @@ def test_an_unknown_signing_key_fails_at_the_checkpoint_signature(
     assert (result, step) == ("failed", "checkpoint signature"), text
 
 
+@pytest.mark.needs("chromium")
 def test_a_proof_file_can_be_uploaded(page: Any, server_url: str, tmp_path: Path) -> None:
     proof = _proof(server_url, 0)
     first = proof["log_proof"][0]  # one hash changed: the path no longer meets the root
@@ -129,6 +131,7 @@ def test_a_proof_file_can_be_uploaded(page: Any, server_url: str, tmp_path: Path
     assert (result, step) == ("failed", "log path")
 
 
+@pytest.mark.needs("chromium")
 def test_verify_link_for_a_missing_record(page: Any, server_url: str) -> None:
     page.goto(f"{server_url}/verify?trial={TRIAL}&dataset=dm&version=2&index=999")
     result, step, _text = _result(page)
