@@ -305,21 +305,17 @@ def registry_entries(home: Home, trial: str) -> list[RegistryRecordEntry]:
     """Every logged registry record of the trial, in log order."""
     check_name(trial, "trial")
     prefix = f"registry-record:{trial}:"
-    return [
-        RegistryRecordEntry(e.index, _entry_object(e))
-        for e in home.log().scan()
-        if e.key is not None and e.key.startswith(prefix)
-    ]
+    log = home.log()
+    entries = [e for key in log.entry_keys() if key.startswith(prefix)
+               for e in log.entries_for_key(key)]
+    return [RegistryRecordEntry(e.index, _entry_object(e))
+            for e in sorted(entries, key=lambda e: e.index)]
 
 
 def registered_trials(home: Home) -> list[str]:
     """The trials with a registered document or a logged registry record."""
-    trials = set()
-    for entry in home.log().scan():
-        key = entry.key or ""
-        if key.startswith(("document:", "registry-record:")):
-            trials.add(key.split(":")[1])
-    return sorted(trials)
+    return sorted({key.split(":")[1] for key in home.log().entry_keys()
+                   if key.startswith(("document:", "registry-record:"))})
 
 
 # -- entry proofs -------------------------------------------------------------

@@ -229,12 +229,8 @@ class Store:
 
     def datasets(self) -> list[tuple[str, str]]:
         """Every (trial, dataset) with at least one committed version."""
-        seen: dict[tuple[str, str], None] = {}
-        for entry in self.log.scan():
-            if entry.key and "/" in entry.key:
-                trial, dataset = entry.key.split("/", 1)
-                seen[(trial, dataset)] = None
-        return list(seen)
+        pairs = (key.split("/", 1) for key in self.log.entry_keys() if "/" in key)
+        return [(trial, dataset) for trial, dataset in pairs]
 
     # -- recovery ------------------------------------------------------------
 
