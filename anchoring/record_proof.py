@@ -124,8 +124,26 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+class _LogPart:
+    """What record and entry proofs share: the entry's place in the log, a checkpoint."""
+
+    log_index: int
+    log_proof: tuple[bytes, ...]
+    checkpoint: str
+
+    def to_json_object(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_object(), indent=2, ensure_ascii=False) + "\n"
+
+    def tlog_proof(self) -> str:
+        """The log part of this proof as a C2SP tlog-proof document."""
+        return TlogProof(self.log_index, self.log_proof, self.checkpoint).serialize()
+
+
 @dataclass(frozen=True)
-class RecordProof:
+class RecordProof(_LogPart):
     """Everything needed to check one record offline against a signed checkpoint."""
 
     record: dict[str, Any]
@@ -156,16 +174,10 @@ class RecordProof:
             "anchors": list(self.anchors),
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_json_object(), indent=2, ensure_ascii=False) + "\n"
-
-    def tlog_proof(self) -> str:
-        """The log part of this proof as a C2SP tlog-proof document."""
-        return TlogProof(self.log_index, self.log_proof, self.checkpoint).serialize()
 
 
 @dataclass(frozen=True)
-class EntryProof:
+class EntryProof(_LogPart):
     """Everything needed to check one log entry (a version manifest, a registered
     document ...) offline against a signed checkpoint: docs/formats.md §8, steps 2-4."""
 
@@ -187,12 +199,6 @@ class EntryProof:
             "anchors": list(self.anchors),
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_json_object(), indent=2, ensure_ascii=False) + "\n"
-
-    def tlog_proof(self) -> str:
-        """This proof as a C2SP tlog-proof document."""
-        return TlogProof(self.log_index, self.log_proof, self.checkpoint).serialize()
 
 
 def read_proof_file(path: str | os.PathLike[str]) -> bytes:
