@@ -35,6 +35,17 @@ class _Steps:
 
 
 @contextmanager
+def _timed(steps: _Steps) -> Iterator[Callable[[str], None]]:
+    """Yield ``steps.begin``; the last step is reported as finished, or as stopped."""
+    try:
+        yield steps.begin
+    except BaseException:
+        steps.end("stopped after")
+        raise
+    steps.end()
+
+
+@contextmanager
 def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
     """Yield a callback that announces each step. Off a terminal, a line when a step starts
     and one with its time when it finishes; on a terminal, a spinner with the running step
@@ -51,13 +62,8 @@ def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str],
         def line(text: str) -> None:
             console.print(text, highlight=False)
 
-        steps = _Steps(title, line, line)
-        try:
-            yield steps.begin
-        except BaseException:
-            steps.end("stopped after")
-            raise
-        steps.end()
+        with _timed(_Steps(title, line, line)) as begin:
+            yield begin
         return
     with Progress(
         SpinnerColumn(),
@@ -74,10 +80,5 @@ def stage_progress(title: str, enabled: bool = True) -> Iterator[Callable[[str],
         def done(text: str) -> None:
             progress.console.print(text, highlight=False)
 
-        steps = _Steps(title, running, done)
-        try:
-            yield steps.begin
-        except BaseException:
-            steps.end("stopped after")
-            raise
-        steps.end()
+        with _timed(_Steps(title, running, done)) as begin:
+            yield begin
