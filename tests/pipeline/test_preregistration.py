@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from registry_server import FakeRegistry, registry_server
 from trialproof_testkit import ORIGIN
 
 from pipeline.cli import main
@@ -256,62 +255,31 @@ def test_outcome_check_without_records_is_a_usage_error(
 # -- registry watch against a local server ------------------------------------------
 
 
-class _Registry(BaseHTTPRequestHandler):
-    records: ClassVar[dict[str, Any]] = {}
-    fail_with: ClassVar[int | None] = None
-
-    def do_GET(self) -> None:
-        nct = self.path.rsplit("/", 1)[-1]
-        if self.fail_with is not None:
-            self.send_error(self.fail_with)
-            return
-        if not self.path.startswith("/api/v2/studies/") or nct not in self.records:
-            self.send_error(404)
-            return
-        body = json.dumps(self.records[nct]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def registry_server() -> Iterator[tuple[str, type[_Registry]]]:
-    handler = type("Handler", (_Registry,), {"records": {}, "fail_with": None})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v2", handler
-    server.shutdown()
-    server.server_close()
+def registry() -> Iterator[FakeRegistry]:
+    with registry_server() as fake:
+        yield fake
 
 
-def test_registry_watch_logs_only_changes(home: Home,
-                                          registry_server: tuple[str, type[_Registry]]) -> None:
-    url, handler = registry_server
-    handler.records = {n: study(n) for n in ("NCT02210780", "NCT05594173")}
-    settings = WatchSettings(base_url=url, studies=(WatchedStudy(TRIAL, "NCT02210780"),
+def test_registry_watch_logs_only_changes(home: Home, registry: FakeRegistry) -> None:
+    registry.records = {n: study(n) for n in ("NCT02210780", "NCT05594173")}
+    settings = WatchSettings(base_url=registry.url, studies=(WatchedStudy(TRIAL, "NCT02210780"),
                                                     WatchedStudy(TRIAL, "NCT05594173")))
     results = watch_registry(home, settings)
     assert [r["changed"] for r in results] == [True, True]
     assert [r["changed"] for r in watch_registry(home, settings)] == [False, False]
-    edited = copy.deepcopy(handler.records["NCT05594173"])
+    edited = copy.deepcopy(registry.records["NCT05594173"])
     edited["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2024-01-02"
-    handler.records["NCT05594173"] = edited
+    registry.records["NCT05594173"] = edited
     assert [r["changed"] for r in watch_registry(home, settings)] == [False, True]
     history = [e for e in registry_entries(home, TRIAL) if e.entry["study_id"] == "NCT05594173"]
     assert [e.entry["last_update"] for e in history] == ["2022-11-21", "2024-01-02"]
 
 
 def test_registry_watch_fails_clearly_when_the_registry_errs(
-        home: Home, registry_server: tuple[str, type[_Registry]]) -> None:
-    url, handler = registry_server
-    handler.fail_with = 503
-    settings = WatchSettings(base_url=url, studies=(WatchedStudy(TRIAL, "NCT02210780"),))
+        home: Home, registry: FakeRegistry) -> None:
+    registry.fail_with = 503
+    settings = WatchSettings(base_url=registry.url, studies=(WatchedStudy(TRIAL, "NCT02210780"),))
     with pytest.raises(RegistryFetchError, match="NCT02210780: the registry answered HTTP 503"):
         watch_registry(home, settings)
     assert home.log().size() == 0
