@@ -63,13 +63,9 @@ def ledgers_for(home: Home) -> list[Ledger]:
     return [build_ledger(home, spec) for spec in ledger_specs(home) if spec["type"] == "local"]
 
 
-def _anchor_root(home: Home) -> Path:
-    return home.path / "anchors"
-
-
 def anchored(home: Home) -> list[int]:
     """Sizes anchored so far, ascending."""
-    base = _anchor_root(home)
+    base = home.anchors_path
     if not base.is_dir():
         return []
     return sorted(
@@ -79,7 +75,7 @@ def anchored(home: Home) -> list[int]:
 
 def receipts_for(home: Home, size: int) -> tuple[str, dict[str, dict[str, Any]]]:
     """The anchored checkpoint of ``size`` and its receipts by ledger name."""
-    folder = _anchor_root(home) / f"{size:012d}"
+    folder = home.anchoring_folder(size)
     note = (folder / "checkpoint.txt").read_text(encoding="utf-8")
     receipts = {
         p.stem: json.loads(p.read_text(encoding="utf-8"))
@@ -91,7 +87,7 @@ def receipts_for(home: Home, size: int) -> tuple[str, dict[str, dict[str, Any]]]
 
 def _pending(home: Home) -> list[Path]:
     """Folders of anchorings that did not finish, by ascending size."""
-    base = _anchor_root(home)
+    base = home.anchors_path
     if not base.is_dir():
         return []
     return sorted(
@@ -111,7 +107,7 @@ def _finish(home: Home, tmp: Path, specs: Sequence[dict[str, Any]]) -> AnchorRes
     run = submit_all(home, specs, note, checkpoint.size)
     write_run(tmp, run)
     step_done("anchor-submitted")
-    folder = _anchor_root(home) / f"{checkpoint.size:012d}"
+    folder = home.anchoring_folder(checkpoint.size)
     tmp.replace(folder)
     fsync_dir(folder.parent)
     return AnchorResult(checkpoint.size, checkpoint.root.hex(), previous, run.note, run.receipts,
@@ -122,7 +118,7 @@ def _resume(home: Home, specs: Sequence[dict[str, Any]]) -> AnchorResult | None:
     """Finish the anchorings a crash interrupted; drop folders no ledger has seen yet."""
     result = None
     for tmp in _pending(home):
-        done = (_anchor_root(home) / tmp.name[1:-4] / "checkpoint.txt").is_file()
+        done = (home.anchoring_folder(int(tmp.name[1:-4])) / "checkpoint.txt").is_file()
         if not done and (tmp / "checkpoint.txt").is_file() and (tmp / "consistency.json").is_file():
             result = _finish(home, tmp, specs)
         else:  # killed while preparing (no ledger has seen it), or already finished
@@ -159,7 +155,7 @@ def anchor(home: Home, ledger_names: Sequence[str] | None = None) -> AnchorResul
         proof = log.consistency_proof(old.size, checkpoint.size)
         # Never anchor a checkpoint that does not extend what was anchored before.
         verify_consistency(old.size, checkpoint.size, old.root, checkpoint.root, proof)
-    tmp = _anchor_root(home) / f".{checkpoint.size:012d}.tmp"
+    tmp = home.anchors_path / f".{checkpoint.size:012d}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     write_text_durably(tmp / "checkpoint.txt", note)
     write_text_durably(

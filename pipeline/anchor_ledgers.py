@@ -56,7 +56,7 @@ class LedgerRun:
 
 
 def anchoring_folder(home: Home, size: int) -> Path:
-    return home.path / "anchors" / f"{size:012d}"
+    return home.anchoring_folder(size)
 
 
 def read_states(folder: Path) -> dict[str, dict[str, Any]]:

@@ -281,7 +281,7 @@ def _audit_anchors(home: Home, tree: MerkleTree, report: AuditReport, online: bo
     from pipeline.audit_ledgers import check_external_anchors
 
     ledgers = {ledger.name: ledger for ledger in ledgers_for(home)}
-    base = home.path / "anchors"
+    base = home.anchors_path
     for folder in sorted(base.iterdir()) if base.is_dir() else []:
         if folder.name.isdigit() and not (folder / "checkpoint.txt").is_file():
             report.findings.append(
@@ -354,7 +354,7 @@ def _audit_local_ledger(
         folder = f"anchors/{size:012d}/"
         if receipt is None:
             missing = f"{folder}local.json" if size in on_disk else folder
-            if (home.path / "anchors" / f".{size:012d}.tmp").is_dir():
+            if (home.anchors_path / f".{size:012d}.tmp").is_dir():
                 missing += " (an anchoring was interrupted: `trialproof anchor` finishes it)"
             report.findings.append(
                 Finding(

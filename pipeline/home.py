@@ -162,6 +162,15 @@ class Home:
         return home
 
     @property
+    def anchors_path(self) -> Path:
+        """The anchorings: one folder per anchored size (docs/architecture.md, the home)."""
+        return self.path / "anchors"
+
+    def anchoring_folder(self, size: int) -> Path:
+        """The folder of the anchoring of the log at ``size``."""
+        return self.anchors_path / f"{size:012d}"
+
+    @property
     def _home_database(self) -> Path | None:
         """The SQLite file in the home, unless the log lives elsewhere."""
         database = self.path / _LOG_DB
@@ -178,7 +187,7 @@ class Home:
         found = []
         if next(self.path.glob("datasets/*/*/v[0-9]*"), None) is not None:
             found.append("committed versions in datasets/")
-        if (self.path / "anchors").is_dir():  # made only when a non-empty log is anchored
+        if self.anchors_path.is_dir():  # made only when a non-empty log is anchored
             found.append("anchors/")
         remembered = self.path / AUDIT_CHECKPOINT
         if remembered.is_file():

@@ -71,7 +71,7 @@ class Catalog:
         renames a folder into it) or that note's file (cosignatures added) changed."""
         from pipeline.anchor import anchored
 
-        folder = self.home.path / "anchors"
+        folder = self.home.anchors_path
         try:
             folder_mtime = folder.stat().st_mtime_ns
             cached = _latest_note.get(str(folder))

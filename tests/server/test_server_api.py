@@ -280,16 +280,19 @@ def test_uploads_are_capped_and_checked(own_home: ServedHome, tmp_path: Path) ->
 
 
 def test_anchor_route_anchors_when_the_log_grew(own_home: ServedHome, tmp_path: Path) -> None:
-    from anchoring.manifest import manifest_leaf_input  # noqa: F401
-
     token = TokenStore(own_home.path).create("uploader", TRIAL)
     client = _sponsor_client(own_home.path, tmp_path)
     auth = {"Authorization": f"Bearer {token}"}
+    proof_url = f"{DM}/versions/1/proof?index=0"
+    assert client.get(proof_url).json()["log_size"] == 3
     assert client.post("/api/v1/anchor", headers=auth).json() == {"anchored": False}
     own_home.home.log().append(b'{"type":"trialproof/document/v1"}')
     anchored = client.post("/api/v1/anchor", headers=auth).json()
     assert anchored["anchored"] is True and anchored["size"] == 4
     assert client.get("/checkpoint").text.startswith("trials.example.org/log\n4\n")
+    # A proof served before the anchoring is not served again: the new checkpoint covers it.
+    fresh = client.get(proof_url).json()
+    assert fresh["log_size"] == 4 and fresh["checkpoint"] == client.get("/checkpoint").text
 
 
 def test_served_proofs_equal_the_cli_proofs_across_row_groups(tmp_path: Path) -> None:
