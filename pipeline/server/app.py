@@ -102,7 +102,10 @@ def create_app(
     if limit is None:
         limit = int(os.environ.get("TRIALPROOF_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
     config = ServerConfig(home_path, limit, registry)
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline
+
+    # The docs UI's scripts and styles are served by the app itself, so /docs works offline.
+    app = FastAPIOffline(
         title="trialproof",
         version="1",
         description="Tamper-evident clinical-trial datasets: versions, record proofs, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -177,7 +178,13 @@ def test_openapi_and_docs(client: TestClient) -> None:
     for path in ("/checkpoint", "/api/v1/vkeys", proof, "/api/v1/anchor", "/verifier.py",
                  "/api/v1/trials/{trial}/datasets/{dataset}/deliveries"):
         assert path in spec["paths"], path
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Offline, /docs must load: every script and style it names is served by the app itself.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_verifier_py_runs_alone_on_a_served_proof(client: TestClient, served: ServedHome,
