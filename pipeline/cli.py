@@ -25,7 +25,7 @@ from anchoring.errors import (
 )
 from anchoring.note import Verifier
 from pipeline.cli_progress import stage_progress
-from pipeline.errors import AuditFailed, OutcomesChanged, PipelineError, UsageError
+from pipeline.errors import AuditFailed, OutcomesChanged, PipelineError, StoreError, UsageError
 from pipeline.extras import missing_extra
 from pipeline.home import Home, resolve_home
 
@@ -295,6 +295,9 @@ def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> 
     """List a dataset's committed versions."""
     home = _open_home(home_dir)
     infos = home.store().versions(trial, dataset)
+    if not infos:
+        raise StoreError(f"{trial}/{dataset}: no committed version in this home "
+                         f"(`trialproof datasets --trial {trial}` lists its datasets)")
     rows = [{"version": i.version, "log_index": i.log_index, "records": i.manifest["records"],
              "root": i.manifest["root"], "source": i.manifest["source"]["name"],
              "source_sha256": i.manifest["source"]["sha256"],
@@ -304,8 +307,7 @@ def versions(home_dir: Path | None, as_json: bool, trial: str, dataset: str) -> 
                      f"root {r['root'][:16]}…  {r['source']}  {r['ingested_at']}"
                      + (f"  (same bytes as v{r['same_content_as']})"
                         if r["same_content_as"] else "") for r in rows)
-    _emit(as_json, {"trial": trial, "dataset": dataset, "versions": rows},
-          text or f"{trial}/{dataset} has no committed version")
+    _emit(as_json, {"trial": trial, "dataset": dataset, "versions": rows}, text)
 
 
 @cli.group()

@@ -248,3 +248,13 @@ def test_a_read_only_home_serves_versions_prove_and_audit(
         assert snapshot(home) == before
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_versions_of_an_unknown_dataset_exit_2(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert versions(capsys, home)[0] == 0
+    code, out, err = cli(capsys, "versions", "--home", str(home), "--trial", "T1",
+                         "--dataset", "nope")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "T1/nope" in err and "trialproof datasets --trial T1" in err
