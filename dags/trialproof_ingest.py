@@ -11,10 +11,12 @@ failure notification) while the others commit. XCom carries paths and hashes.
 An ``on-arrival`` entry runs continuously: ``find_new_deliveries`` is then a
 sensor (reschedule mode) that waits for a new file.
 
-Each task log leads a person to the report: ``validate`` logs a rejected delivery's
-failures (each failed check with its first failing rows) and where its report is kept;
-``commit`` logs the committed version's report as a URL of the trialproof API when
-``$TRIALPROOF_REPORT_URL`` (the API's base URL) is set, else as a path in the home.
+Each task log leads a person to the report, as a URL they open from the Airflow UI:
+``validate`` logs a rejected delivery's failures (each failed check with its first
+failing rows) and its report's URL; ``commit`` logs the committed version's report URL.
+Both are served by Airflow's own API server through the trialproof plugin
+(:mod:`pipeline.airflow_plugin`), or, for committed versions, by the trialproof API at
+``$TRIALPROOF_REPORT_URL`` when it is set.
 
 The registry comes from ``$TRIALPROOF_REGISTRY`` and the home from
 ``$TRIALPROOF_HOME``. A wrong entry gets no DAG here; ``trialproof_registry_errors.py``
@@ -24,7 +26,6 @@ reports it as an import error. The work is done in :mod:`pipeline.registry`.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,18 +59,9 @@ def _home() -> Any:
     return Home.open(resolve_home(None))
 
 
-def report_url(trial: str, dataset: str, version: int) -> str | None:
-    """The committed version's HTML report as the trialproof API serves it, or None when
-    ``$TRIALPROOF_REPORT_URL`` is not set."""
-    base = os.environ.get("TRIALPROOF_REPORT_URL", "").rstrip("/")
-    if not base:
-        return None
-    return (f"{base}/api/v1/trials/{trial}/datasets/{dataset}/versions/{version}/"
-            "report.html")
-
-
 def _log_rejection(report_path: str) -> None:
     """The rejected delivery's failures, in the task log that the Airflow UI shows."""
+    from pipeline.airflow_plugin import quarantined_report_url
     from pipeline.validation import failure_digest
 
     report_json = Path(report_path).with_name("report.json")
@@ -77,7 +69,7 @@ def _log_rejection(report_path: str) -> None:
         lines = failure_digest(report_json.read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError) as exc:
         lines = [f"the report {report_json} cannot be summarized: {exc}"]
-    log.error("validation report (kept with the quarantined delivery, %s):\n%s", report_path,
+    log.error("validation report: %s\n%s", quarantined_report_url(report_path),
               "\n".join(lines))
 
 
@@ -144,12 +136,12 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
 
         @task(outlets=[LOG_ASSET], map_index_template=LABEL)
         def commit(validated: dict[str, Any]) -> dict[str, Any]:
+            from pipeline.airflow_plugin import committed_report_url
             from pipeline.registry import commit_delivery
 
             _label(validated["staged"]["name"])
             summary = commit_delivery(_home(), entry, validated)
-            report = report_url(entry.trial, entry.dataset, summary["version"])
-            report = report or summary["reports"]["html"]
+            report = committed_report_url(entry.trial, entry.dataset, summary["version"])
             log.info("validation report: %s", report)
             return {**summary, "report": report}
 

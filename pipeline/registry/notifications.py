@@ -42,7 +42,8 @@ def notify_failure(home_path: Path, payload: Mapping[str, Any]) -> dict[str, Any
     """Log a failure notification and append it to ``<home>/notifications.log`` (JSON lines)."""
     line = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **payload}
     who = ", ".join(line.get("notify") or line.get("owners") or []) or "nobody registered"
-    report = f"; report: {line['report']}" if line.get("report") else ""
+    report = line.get("report_url") or line.get("report")
+    report = f"; report: {report}" if report else ""
     logger.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
               line.get("error"), report)
     from pipeline.home import file_mode
@@ -123,6 +124,9 @@ def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None
         payload.update(job=job, owners=list(owners), notify=list(notify or owners))
     for exc in _chain(error if isinstance(error, BaseException) else None):
         if isinstance(exc, ValidationFailed):
-            payload.update(report=exc.report_path, quarantine=exc.quarantine_path)
+            from pipeline.airflow_plugin import quarantined_report_url
+
+            payload.update(report=exc.report_path, quarantine=exc.quarantine_path,
+                           report_url=quarantined_report_url(exc.report_path))
             break
     notify_failure(resolve_home(None), payload)

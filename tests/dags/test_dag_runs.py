@@ -59,7 +59,9 @@ def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: 
     (quarantine,) = (sandbox.tp_home / "quarantine").iterdir()
     report = quarantine / "report.html"
     assert report.is_file() and (quarantine / "dm-bad.csv").is_file()
-    assert str(report) in output
+    # as a URL on Airflow's API server (the trialproof plugin), not a path on a worker's disk
+    report_url = f"http://localhost:8080/trialproof/quarantine/{quarantine.name}/report.html"
+    assert f"validation report: {report_url}" in output
     # the task log shows the failure with its row (1-based), key and value
     assert "  FAILED values match the pattern" in output and "[RFSTDTC]: 1 row(s)" in output
     assert "row 1 (STUDYID=CDISCPILOT01, USUBJID=01-701-1015): yesterday" in output
@@ -68,6 +70,7 @@ def test_good_and_bad_deliveries_then_a_redelivery(sandbox: Sandbox, pilot_dir: 
             "datasets/dm/versions/1/report.html") in output
     (note,) = sandbox.notifications()
     assert note["report"] == str(report) and note["quarantine"] == str(quarantine)
+    assert note["report_url"] == report_url
     assert note["task_id"] == "deliver.validate" and note["dag_id"] == DM
     assert note["owners"] == ["dm-owner@example.org"] and note["notify"] == ["qa@example.org"]
     assert note["trial"] == "CDISCPILOT01" and note["dataset"] == "dm"

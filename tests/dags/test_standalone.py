@@ -4,12 +4,15 @@ CPUs; and stopping the script stops every component."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,11 +42,64 @@ def runs(db: Path, dag_id: str) -> list[str]:
                                            (dag_id,))]
 
 
+def one_good_one_rejected(home_path: Path, tmp_path: Path) -> Path:
+    """Commit a small dataset version and reject a delivery; the rejected report's path."""
+    from pipeline.contract import load_contract
+    from pipeline.errors import ValidationFailed
+    from pipeline.home import Home
+    from pipeline.ingest import ingest
+
+    contract = tmp_path / "vs.json"
+    contract.write_text(json.dumps({
+        "name": "vs", "primaryKey": ["USUBJID"],
+        "fields": [{"name": "USUBJID", "type": "string"}, {"name": "AGE", "type": "integer"}]}))
+    good, bad = tmp_path / "vs.csv", tmp_path / "vs-bad.csv"
+    good.write_text("USUBJID,AGE\nS-1,40\nS-2,41\n")
+    bad.write_text("USUBJID,AGE\nS-1,40\nS-2,forty-one\n")
+    home = Home.open(home_path)
+    ingest(home, good, "T1", "vs", load_contract(contract))
+    with pytest.raises(ValidationFailed) as rejected:
+        ingest(home, bad, "T1", "vs", load_contract(contract))
+    return Path(rejected.value.report_path)
+
+
+def fetch(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def check_report_links(port: int, rejected_report: Path, password: str) -> None:
+    """The report URLs the ingest tasks log open from Airflow's own API server."""
+    base = f"http://localhost:{port}/trialproof"
+    status, page = fetch(f"{base}/api/v1/trials/T1/datasets/vs/versions/1/report.html")
+    assert status == 200 and "<html" in page.lower()
+    quarantined = f"{base}/quarantine/{rejected_report.parent.name}/report.html"
+    assert fetch(quarantined)[0] == 401  # a rejected delivery is not public
+    login = urllib.request.Request(
+        f"http://localhost:{port}/auth/token", method="POST",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(login, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    status, page = fetch(quarantined, token)
+    assert status == 200 and page == rejected_report.read_text(encoding="utf-8")
+    for wrong in ("..%2F..%2Fconfig.json", "nope-" + "0" * 64):
+        assert fetch(f"{base}/quarantine/{wrong}/report.html", token)[0] in (400, 404)
+
+
 def test_make_airflow_starts_green_and_stops_cleanly(sandbox: Sandbox) -> None:
     sandbox.register({})  # anchor and audit only; audit runs at once (catchup off)
+    rejected_report = one_good_one_rejected(sandbox.tp_home, sandbox.root)
     port = free_port()
     env = {k: v for k, v in sandbox.env.items() if not k.startswith("AIRFLOW__")}
-    env.update(AIRFLOW_PORT=str(port), TRIALPROOF_ANCHOR_SCHEDULE="manual")
+    env.update(AIRFLOW_PORT=str(port), TRIALPROOF_ANCHOR_SCHEDULE="manual",
+               AIRFLOW_ADMIN_PASSWORD="standalone-test-password")
     env.pop("AIRFLOW__CORE__PARALLELISM", None)
     log = sandbox.root / "standalone.log"
     with open(log, "w") as out:
@@ -58,6 +114,7 @@ def test_make_airflow_starts_green_and_stops_cleanly(sandbox: Sandbox) -> None:
             assert time.monotonic() < deadline, tail(log.read_text(), 80)
             time.sleep(2)
         assert "failed" not in runs(db, "audit")
+        check_report_links(port, rejected_report, env["AIRFLOW_ADMIN_PASSWORD"])
     finally:
         script.send_signal(signal.SIGTERM)
         try:
