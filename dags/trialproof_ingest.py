@@ -26,6 +26,7 @@ reports it as an import error. The work is done in :mod:`pipeline.registry`.
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,8 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
             from pipeline.registry import validate_delivery
 
             _label(staged["name"])
+            log.info("Great Expectations: %s", "loaded before the task (by the executor)"
+                     if "great_expectations" in sys.modules else "imported by this task")
             try:
                 return validate_delivery(_home(), entry, staged)
             except ValidationFailed as exc:  # deterministic: retrying cannot help

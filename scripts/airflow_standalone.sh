@@ -40,7 +40,9 @@ export AIRFLOW__API__HOST="$HOST"
 export AIRFLOW__API__PORT="$PORT"
 export AIRFLOW__API__BASE_URL="http://localhost:$PORT"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$PORT/execution/"
-export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+# Airflow's LocalExecutor, importing Great Expectations once before it forks its workers
+# (pipeline/airflow_executor.py), so that validate tasks do not each pay that import.
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-pipeline.airflow_executor.LocalExecutor}"
 export AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 cpus="$(nproc 2>/dev/null || echo 2)"
 parallelism=$((2 * cpus))

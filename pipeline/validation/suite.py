@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "compile_suite",
+    "import_great_expectations",
 ]
 
 import datetime as dt
@@ -68,6 +69,13 @@ def _gx() -> Any:
         engine.HASH_THRESHOLD = 0
         _gx_module = module
     return _gx_module
+
+
+def import_great_expectations() -> None:
+    """Import Great Expectations now rather than at the first validation: a process that
+    forks task runners (the Airflow executor, :mod:`pipeline.airflow_executor`) pays the
+    import once, and every task it forks starts with it loaded."""
+    _gx()
 
 
 @contextmanager

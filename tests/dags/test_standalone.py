@@ -20,6 +20,8 @@ from airflow_sandbox import REPO, Sandbox, tail
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("execution_api")]
 
+EX_DAG = "ingest__CDISCPILOT01__ex"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -94,7 +96,9 @@ def check_report_links(port: int, rejected_report: Path, password: str) -> None:
 
 
 def test_make_airflow_starts_green_and_stops_cleanly(sandbox: Sandbox) -> None:
-    sandbox.register({})  # anchor and audit only; audit runs at once (catchup off)
+    # The daily EX ingest and audit run at once (catchup off); anchoring is manual.
+    sandbox.register({"ex": {}})
+    sandbox.deliver("ex", REPO / "examples" / "deliveries" / "CDISCPILOT01" / "ex" / "ex.xpt")
     rejected_report = one_good_one_rejected(sandbox.tp_home, sandbox.root)
     port = free_port()
     env = {k: v for k, v in sandbox.env.items() if not k.startswith("AIRFLOW__")}
@@ -109,11 +113,17 @@ def test_make_airflow_starts_green_and_stops_cleanly(sandbox: Sandbox) -> None:
     db = sandbox.airflow_home / "airflow.db"
     try:
         deadline = time.monotonic() + 400
-        while "success" not in runs(db, "audit"):
+        while "success" not in runs(db, "audit") or not runs(db, EX_DAG) or any(
+                state in ("queued", "running") for state in runs(db, EX_DAG)):
             assert script.poll() is None, tail(log.read_text(), 80)
             assert time.monotonic() < deadline, tail(log.read_text(), 80)
             time.sleep(2)
         assert "failed" not in runs(db, "audit")
+        assert runs(db, EX_DAG) == ["success"], tail(log.read_text(), 80)
+        # The executor imported Great Expectations before it forked its workers.
+        (validate_log,) = (sandbox.airflow_home / "logs").glob(
+            f"dag_id={EX_DAG}/*/task_id=deliver.validate/*/attempt=1.log")
+        assert "loaded before the task (by the executor)" in validate_log.read_text()
         check_report_links(port, rejected_report, env["AIRFLOW_ADMIN_PASSWORD"])
     finally:
         script.send_signal(signal.SIGTERM)
