@@ -62,7 +62,7 @@ def _home() -> Any:
 
 def _log_rejection(report_path: str) -> None:
     """The rejected delivery's failures, in the task log that the Airflow UI shows."""
-    from pipeline.airflow_plugin import quarantined_report_url
+    from pipeline.report_links import quarantined_report_url
     from pipeline.validation import failure_digest
 
     report_json = Path(report_path).with_name("report.json")
@@ -139,8 +139,8 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
 
         @task(outlets=[LOG_ASSET], map_index_template=LABEL)
         def commit(validated: dict[str, Any]) -> dict[str, Any]:
-            from pipeline.airflow_plugin import committed_report_url
             from pipeline.registry import commit_delivery
+            from pipeline.report_links import committed_report_url
 
             _label(validated["staged"]["name"])
             summary = commit_delivery(_home(), entry, validated)

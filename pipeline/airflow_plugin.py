@@ -17,40 +17,13 @@ process that loads plugins does) costs nothing.
 
 from __future__ import annotations
 
-__all__ = ["REPORTS_PREFIX", "TrialproofPlugin", "committed_report_url",
-           "quarantined_report_url"]
+__all__ = ["TrialproofPlugin"]
 
-import os
-from pathlib import Path
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-#: Where the plugin's app is mounted on Airflow's API server.
-REPORTS_PREFIX = "/trialproof"
-#: Airflow's API server address when ``[api] base_url`` is not set.
-_DEFAULT_AIRFLOW_URL = "http://localhost:8080"
-
-
-def _airflow_url() -> str:
-    from airflow.configuration import conf
-
-    return (conf.get("api", "base_url", fallback=None) or _DEFAULT_AIRFLOW_URL).rstrip("/")
-
-
-def committed_report_url(trial: str, dataset: str, version: int) -> str:
-    """The committed version's HTML report: on the trialproof API at
-    ``$TRIALPROOF_REPORT_URL`` when it is set, else on Airflow's API server (this plugin)."""
-    base = os.environ.get("TRIALPROOF_REPORT_URL", "").rstrip("/")
-    base = base or f"{_airflow_url()}{REPORTS_PREFIX}"
-    return f"{base}/api/v1/trials/{trial}/datasets/{dataset}/versions/{version}/report.html"
-
-
-def quarantined_report_url(report_path: str | Path) -> str:
-    """The rejected delivery's HTML report (``quarantine/<folder>/report.html`` in the home)
-    on Airflow's API server (this plugin)."""
-    folder = Path(report_path).parent.name
-    return f"{_airflow_url()}{REPORTS_PREFIX}/quarantine/{folder}/report.html"
+from pipeline.report_links import REPORTS_PREFIX
 
 
 def _build_app() -> Any:

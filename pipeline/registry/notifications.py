@@ -124,7 +124,7 @@ def _notify_from_context(context: Mapping[str, Any], entry: RegistryEntry | None
         payload.update(job=job, owners=list(owners), notify=list(notify or owners))
     for exc in _chain(error if isinstance(error, BaseException) else None):
         if isinstance(exc, ValidationFailed):
-            from pipeline.airflow_plugin import quarantined_report_url
+            from pipeline.report_links import quarantined_report_url
 
             payload.update(report=exc.report_path, quarantine=exc.quarantine_path,
                            report_url=quarantined_report_url(exc.report_path))

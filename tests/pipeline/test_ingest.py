@@ -241,6 +241,23 @@ def _killed_commit(
     return os.waitpid(pid, 0)[1]
 
 
+def _check_commands_after_the_kill(capsys: pytest.CaptureFixture[str], path: Path,
+                                   proof: Path, appended: bool) -> None:
+    """Every command opens the home first, which rolls a stranded version forward: with
+    the append done, ``versions`` lists it and ``prove`` proves it at once."""
+    code, out, err = _cli(capsys, "versions", "--home", str(path), "--trial", "T1",
+                          "--dataset", "lb", "--json")
+    if not appended:
+        assert code == 2 and "T1/lb: no committed version" in err, err
+        return
+    assert code == 0, err
+    assert len(json.loads(out)["versions"]) == 1
+    assert (path / "datasets" / "T1" / "lb" / "v1" / "records.parquet").is_file()
+    code, _out, err = _cli(capsys, "prove", "--home", str(path), "--trial", "T1",
+                           "--dataset", "lb", "--index", "3", "--out", str(proof))
+    assert code == 0, err
+
+
 def test_sigkill_after_every_commit_step_leaves_a_whole_or_no_version(
     contract_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,18 +309,8 @@ def test_sigkill_after_every_commit_step_leaves_a_whole_or_no_version(
                          "report.json", "report.html"):
                 assert (version_dir / part).is_file(), (step, part)
 
-        # Every command opens the home first, which rolls the stranded version forward.
-        code, out, err = _cli(capsys, "versions", "--home", str(path), "--trial", "T1",
-                              "--dataset", "lb", "--json")
-        assert code == 0, err
-        assert len(json.loads(out)["versions"]) == int(appended), step
+        _check_commands_after_the_kill(capsys, path, tmp_path / f"{step}.json", appended)
         assert not list(dataset_dir.glob(".staging-*")), step
-        if appended:
-            assert (dataset_dir / "v1" / "records.parquet").is_file(), step
-            code, _out, err = _cli(capsys, "prove", "--home", str(path), "--trial", "T1",
-                                   "--dataset", "lb", "--index", "3",
-                                   "--out", str(tmp_path / f"{step}.json"))
-            assert code == 0, (step, err)
 
         home = Home.open(path)
         # Re-run: a delivery already in the log is found before validation, else committed.

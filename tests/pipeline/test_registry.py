@@ -365,7 +365,9 @@ def test_failure_notifier_logs_and_appends_json_lines(site: Path, home: Home,
     assert first["notify"] == ["qa@example.org"] and first["owners"] == ["owner@example.org"]
     assert first["dag_id"] == "ingest__T1__lb" and first["trial"] == "T1"
     assert second["job"] == "audit" and second["notify"] == ["audit@example.org"]
-    assert "report: /q/dir/report.html" in caplog.text and "qa@example.org" in caplog.text
+    # The log names the report as a URL on Airflow's API server, not a worker's path.
+    assert first["report_url"] == "http://localhost:8080/trialproof/quarantine/dir/report.html"
+    assert f"report: {first['report_url']}" in caplog.text and "qa@example.org" in caplog.text
     failure_notifier(entry)({})  # never raises, even on an empty context
 
 
