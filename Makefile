@@ -37,12 +37,17 @@ demo: $(STAMP)
 demo-anchors: $(STAMP)
 	$(BIN)/python -m pipeline.demo_anchors
 
+# Tests run in one pytest-xdist worker per CPU (at most 4), a test file per worker at a
+# time (the end-to-end files start their own services); TEST_JOBS=0 runs them in-process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 # The inner loop: everything but the tests marked slow or scaleout (real Airflow end to end).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -m "not slow and not scaleout"
+	$(PYTEST) -m "not slow and not scaleout"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
