@@ -22,6 +22,7 @@ __all__ = [
     "JsonRpc",
     "anchor_payload",
     "check_ethereum_receipt",
+    "check_ethereum_receipt_format",
     "check_receipt_online",
     "verify_receipts_online",
 ]
@@ -36,13 +37,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import ProofVerificationError, VerificationError, VerificationStep
+from anchoring.errors import (
+    ProofVerificationError,
+    ReceiptFormatError,
+    VerificationError,
+    VerificationStep,
+)
 
 ETHEREUM_RECEIPT_TYPE = "trialproof/ethereum/v1"
 PAYLOAD_MAGIC = b"TPA1"
 PAYLOAD_BYTES = 4 + 32 + 8 + 32
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_PAYLOAD = re.compile(r"0x[0-9a-f]{152}")
 
 
 def anchor_payload(checkpoint: Checkpoint) -> bytes:
@@ -58,15 +65,27 @@ def anchor_payload(checkpoint: Checkpoint) -> bytes:
 def _field(receipt: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = receipt.get(name)
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise VerificationError(f"ethereum receipt has no valid {name}")
+        raise ReceiptFormatError(f"ethereum receipt has no valid {name}")
     return value
 
 
 def _count(receipt: Mapping[str, Any], name: str, minimum: int = 0) -> int:
     value = receipt.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise VerificationError(f"ethereum receipt has no valid {name}")
+        raise ReceiptFormatError(f"ethereum receipt has no valid {name}")
     return value
+
+
+def check_ethereum_receipt_format(receipt: Mapping[str, Any]) -> None:
+    """Raise :class:`ReceiptFormatError` unless every field of the receipt has its form
+    (docs/formats.md §13): a positive chain ID, a block number, 0x-prefixed lowercase
+    hashes, a sender address and the 76-byte payload in hex."""
+    _count(receipt, "chain_id", 1)
+    _count(receipt, "block_number")
+    _field(receipt, "tx_hash", _HASH)
+    _field(receipt, "block_hash", _HASH)
+    _field(receipt, "sender", _ADDRESS)
+    _field(receipt, "payload", _PAYLOAD)
 
 
 def check_ethereum_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, note: str) -> None:
@@ -76,12 +95,8 @@ def check_ethereum_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, n
     :func:`check_receipt_online`.
     """
     del note  # the payload commits to origin, size and root, not to the note text
-    _count(receipt, "chain_id", 1)
-    _count(receipt, "block_number")
-    _field(receipt, "tx_hash", _HASH)
-    _field(receipt, "block_hash", _HASH)
-    _field(receipt, "sender", _ADDRESS)
-    payload = _field(receipt, "payload", re.compile(r"0x[0-9a-f]{152}"))
+    check_ethereum_receipt_format(receipt)
+    payload = _field(receipt, "payload", _PAYLOAD)
     if not hmac.compare_digest(bytes.fromhex(payload[2:]), anchor_payload(checkpoint)):
         raise VerificationError(
             f"ethereum receipt's payload does not commit to {checkpoint.origin} "

@@ -25,10 +25,16 @@ from anchoring.ledgers.ethereum import (
     ETHEREUM_RECEIPT_TYPE,
     JsonRpc,
     check_ethereum_receipt,
+    check_ethereum_receipt_format,
     check_receipt_online,
 )
 from anchoring.ledgers.receipts import OFFLINE_CHECKS, ReceiptKind
-from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE, check_rfc3161_receipt, load_ca_file
+from anchoring.ledgers.tsa import (
+    RFC3161_RECEIPT_TYPE,
+    check_rfc3161_receipt,
+    check_rfc3161_receipt_format,
+    load_ca_file,
+)
 from anchoring.note import Verifier
 
 
@@ -71,6 +77,7 @@ def _online_kind(rpc_urls: Sequence[str]) -> ReceiptKind:
             f"ethereum chain {r.get('chain_id')}, block {r.get('block_number')}, transaction "
             f"{r.get('tx_hash')}: on the chain, canonical and confirmed (checked online)"
         ),
+        check_format=check_ethereum_receipt_format,
     )
 
 
@@ -86,6 +93,7 @@ def _trusted_tsa_kind(ca_file: Path) -> ReceiptKind:
         proves=lambda r: (
             f"RFC 3161 time-stamp at {r.get('gen_time')} by a TSA that chains to the trusted CA"
         ),
+        check_format=check_rfc3161_receipt_format,
     )
 
 

@@ -32,8 +32,16 @@ from typing import Any
 from anchoring.canonical import canonical_json
 from anchoring.checkpoint import Checkpoint
 from anchoring.errors import ReceiptFormatError, VerificationError
-from anchoring.ledgers.ethereum import ETHEREUM_RECEIPT_TYPE, check_ethereum_receipt
-from anchoring.ledgers.tsa import RFC3161_RECEIPT_TYPE, check_rfc3161_receipt
+from anchoring.ledgers.ethereum import (
+    ETHEREUM_RECEIPT_TYPE,
+    check_ethereum_receipt,
+    check_ethereum_receipt_format,
+)
+from anchoring.ledgers.tsa import (
+    RFC3161_RECEIPT_TYPE,
+    check_rfc3161_receipt,
+    check_rfc3161_receipt_format,
+)
 from anchoring.merkle.hasher import is_hex_hash
 from anchoring.note import parse_note
 
@@ -187,6 +195,7 @@ OFFLINE_CHECKS: dict[str, ReceiptKind] = {
             f"{r.get('tx_hash')}: its payload commits to the checkpoint; not checked on the "
             "chain (give --online --rpc URL)"
         ),
+        check_format=check_ethereum_receipt_format,
     ),
 }
 # Checking a time-stamp token needs rfc3161-client, which the verifier-only install lacks:
@@ -199,5 +208,6 @@ if importlib.util.find_spec("rfc3161_client") is not None:
             f"RFC 3161 time-stamp at {r.get('gen_time')}: the token covers the checkpoint; "
             "the TSA is not trusted (give --tsa-ca FILE)"
         ),
+        check_format=check_rfc3161_receipt_format,
     )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "RFC3161_RECEIPT_TYPE",
     "check_rfc3161_receipt",
+    "check_rfc3161_receipt_format",
     "checkpoint_imprint",
     "load_ca_file",
     "proven_time",
@@ -39,6 +40,7 @@ from anchoring.checkpoint import Checkpoint
 from anchoring.errors import (
     MalformedError,
     ProofVerificationError,
+    ReceiptFormatError,
     VerificationError,
     VerificationStep,
 )
@@ -68,21 +70,31 @@ def load_ca_file(path: str | Path) -> list[x509.Certificate]:
 def _chain(receipt: Mapping[str, Any]) -> list[x509.Certificate]:
     chain = receipt.get("chain")
     if not isinstance(chain, str) or not chain.strip():
-        raise VerificationError("rfc3161 receipt has no chain")
+        raise ReceiptFormatError("rfc3161 receipt has no chain")
     try:
         return x509.load_pem_x509_certificates(chain.encode())
     except ValueError:
-        raise VerificationError("rfc3161 receipt's chain is not PEM certificates") from None
+        raise ReceiptFormatError("rfc3161 receipt's chain is not PEM certificates") from None
 
 
 def _response_der(receipt: Mapping[str, Any]) -> bytes:
     response = receipt.get("response")
     if not isinstance(response, str):
-        raise VerificationError("rfc3161 receipt has no response")
+        raise ReceiptFormatError("rfc3161 receipt has no response")
     try:
         return base64.b64decode(response, validate=True)
     except (binascii.Error, ValueError):
-        raise VerificationError("rfc3161 receipt's response is not base64") from None
+        raise ReceiptFormatError("rfc3161 receipt's response is not base64") from None
+
+
+def check_rfc3161_receipt_format(receipt: Mapping[str, Any]) -> None:
+    """Raise :class:`ReceiptFormatError` unless the receipt's fields have their form
+    (docs/formats.md §13): the response in base64, the chain as PEM certificates, the
+    token's time as an RFC 3339 string."""
+    _response_der(receipt)
+    _chain(receipt)
+    if not isinstance(receipt.get("gen_time"), str):
+        raise ReceiptFormatError("rfc3161 receipt has no gen_time")
 
 
 def check_rfc3161_receipt(
@@ -112,7 +124,7 @@ def check_rfc3161_receipt(
     try:
         response = decode_timestamp_response(der)
     except ValueError as exc:
-        raise VerificationError(f"rfc3161 response is malformed: {exc}") from None
+        raise ReceiptFormatError(f"rfc3161 response is malformed: {exc}") from None
     imprint = response.tst_info.message_imprint
     if imprint.hash_algorithm != _SHA256_OID:
         raise VerificationError("rfc3161 token does not use SHA-256")

@@ -12,7 +12,12 @@ from trialproof_testkit import ORIGIN, build_dataset
 
 from anchoring._internal.log import TransparencyLog
 from anchoring.checkpoint import Checkpoint
-from anchoring.errors import ProofVerificationError, VerificationError
+from anchoring.errors import (
+    ProofFormatError,
+    ProofVerificationError,
+    ReceiptFormatError,
+    VerificationError,
+)
 from anchoring.ledgers.ethereum import anchor_payload, check_ethereum_receipt
 from anchoring.note import Signer, parse_note
 from anchoring.verify import verify_record_proof
@@ -47,8 +52,20 @@ def test_offline_check_binds_origin_size_and_root() -> None:
             check_ethereum_receipt(receipt, other, "")
     for name, bad in (("tx_hash", "0x12"), ("sender", "nobody"), ("chain_id", 0),
                       ("payload", "0x" + "ab" * 75)):
-        with pytest.raises(VerificationError, match=name):
+        with pytest.raises(ReceiptFormatError, match=name):
             check_ethereum_receipt({**receipt, name: bad}, checkpoint, "")
+
+
+def test_a_malformed_ethereum_receipt_makes_the_proof_malformed(tmp_path: Path) -> None:
+    """Malformed, not failed: the verifier exits 2 on it, as on any malformed proof."""
+    signer = Signer.generate(ORIGIN)
+    log = TransparencyLog(f"sqlite:///{tmp_path / 'log.db'}", ORIGIN)
+    proof = build_dataset(log, signer, b"k" * 32, rows=5).record_proof(2)
+    checkpoint = Checkpoint.from_body(parse_note(proof.checkpoint).text)
+    for name, bad in (("block_number", "7"), ("block_hash", None), ("tx_hash", "0x" + "G" * 64)):
+        receipt = {**receipt_for(checkpoint), name: bad}
+        with pytest.raises(ProofFormatError, match=f"anchors\\[0\\]: .*{name}"):
+            verify_record_proof(dataclasses.replace(proof, anchors=(receipt,)), [signer.verifier])
 
 
 def test_a_receipt_for_a_later_checkpoint_with_its_consistency_proof(tmp_path: Path) -> None:

@@ -94,6 +94,13 @@ def test_time_stamp_anchoring_verifies_against_the_ca(home: Home, tmp_path: Path
     tampered = trialproof("verify", str(proof), "--vkey", vkey, "--json")
     assert tampered.returncode == 1 and json.loads(tampered.stdout)["step"] == "anchor"
 
+    # A receipt whose fields lack their form makes the proof malformed: exit 2, one line.
+    for broken in ({"response": "not base64!"}, {"chain": 7}, {"gen_time": None}):
+        proof.write_text(dataclasses.replace(bundle, anchors=({**receipt, **broken},)).to_json())
+        malformed = trialproof("verify", str(proof), "--vkey", vkey)
+        assert malformed.returncode == 2 and "anchors[0]" in malformed.stderr, broken
+        assert malformed.stderr.count("\n") == 1
+
 
 @pytest.mark.needs("openssl")
 def test_an_expired_tsa_certificate_is_refused(home: Home, tmp_path: Path) -> None:
