@@ -38,7 +38,7 @@ def _typed_key(contract: Contract, column: str, text: str) -> Any:
         if field.type == "number":
             return float(text)
     except ValueError:
-        raise UsageError(f"--key {column}={text!r}: not a {field.type}") from None
+        raise UsageError(f"key {column}={text!r}: not a {field.type}") from None
     return text
 
 
@@ -46,7 +46,7 @@ def find_record(table: pa.Table, contract: Contract, key: Mapping[str, str]) -> 
     """The leaf index of the row whose key columns equal ``key`` (values given as text)."""
     unknown = [c for c in key if c not in contract.field_names]
     if unknown:
-        raise UsageError(f"--key names unknown column(s) {unknown}")
+        raise UsageError(f"the key names unknown column(s) {unknown}")
     mask = None
     for column, text in key.items():
         value = _typed_key(contract, column, text)
@@ -61,7 +61,7 @@ def find_record(table: pa.Table, contract: Contract, key: Mapping[str, str]) -> 
     if len(rows) > 1:
         raise UsageError(
             f"{len(rows)} records match; give every primary-key column "
-            f"({', '.join(contract.primary_key)}) or use --index"
+            f"({', '.join(contract.primary_key)}) or a leaf index"
         )
     return int(rows[0])
 

@@ -49,7 +49,7 @@ class VersionRows:
         self.starts = starts
         self.rows = at
         self._groups: OrderedDict[int, Any] = OrderedDict()
-        self._keys: Any = None
+        self._columns: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _group(self, number: int) -> Any:
@@ -82,14 +82,20 @@ class VersionRows:
         return record_values(row, self.contract, 0), row.column(SALT_COLUMN)[0].as_py()
 
     def index_for(self, key: Mapping[str, str]) -> int:
+        """The leaf index of the record with ``key``: the primary key's columns, and any
+        other contract column the key names, are read once and kept."""
+        import pyarrow as pa
+
         from pipeline.prove import find_record
 
+        wanted = [c for c in key if c in self.contract.field_names]
         with self._lock:
-            if self._keys is None:
-                columns = list(self.contract.primary_key or self.contract.field_names)
-                self._keys = self.file.read(columns=columns)
-            keys = self._keys
-        return find_record(keys, self.contract, key)
+            missing = [c for c in wanted if c not in self._columns]
+            if missing:
+                table = self.file.read(columns=missing)
+                self._columns.update({c: table.column(c) for c in missing})
+            columns = {c: self._columns[c] for c in wanted}
+        return find_record(pa.table(columns), self.contract, key)
 
 
 #: Versions kept per worker.

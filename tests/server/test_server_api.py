@@ -126,6 +126,13 @@ def test_record_proof_by_index_and_by_key_verifies(client: TestClient,
     assert proof.record["AGE"] == 99 and proof.anchors
     assert client.get(f"{DM}/versions/2/proof").status_code == 400
     assert client.get(f"{DM}/versions/2/proof?index=1&key=USUBJID=S-1001").status_code == 400
+    # A key may name any of the contract's columns, as with `trialproof prove --key`.
+    for other in ("AGE=99", "WEIGHT=60.75,SEX=F"):
+        assert client.get(f"{DM}/versions/2/proof", params={"key": other}).json() == by_index
+    ambiguous = client.get(f"{DM}/versions/2/proof", params={"key": "SEX=F"})
+    assert ambiguous.status_code == 400 and "or a leaf index" in ambiguous.json()["error"]
+    unknown = client.get(f"{DM}/versions/2/proof", params={"key": "NOPE=1"})
+    assert unknown.status_code == 400 and "NOPE" in unknown.json()["error"]
 
 
 def test_reports(client: TestClient) -> None:
