@@ -19,6 +19,7 @@ from trialproof_paths import PILOT_DIR
 from pipeline.contract import load_contract, parse_contract
 from pipeline.define_xml import (
     ISO8601_DATETIME_PATTERN,
+    ISO8601_TIME_PATTERN,
     contracts_from_define,
     data_violations,
     write_contracts,
@@ -149,6 +150,21 @@ def test_iso8601_pattern() -> None:
     for bad in ("2014-1-2", "02/01/2014", "2014-01-02 11:45", "14-01-02", "2014-01-02T",
                 "2014-01-02Z"):
         assert not pattern.search(bad), bad
+
+
+def test_iso8601_components_must_exist() -> None:
+    """A date that has the right shape but is not on the calendar, or a time past 23:59,
+    breaks the pattern: a data manager's typo must not pass validation."""
+    pattern = re.compile(ISO8601_DATETIME_PATTERN)
+    for good in ("2014-12-31", "2013-04-30", "2012-02-29", "2014-01-02T23:59:60Z",
+                 "2014-01-02T00:00-05:30"):
+        assert pattern.search(good), good
+    for bad in ("2014-13", "2014-00", "2014-13-45", "2012-02-30", "2014-04-31", "2014-01-00",
+                "2014-01-32", "2014-01-02T24", "2014-01-02T99:99", "2014-01-02T11:60",
+                "2014-01-02T11:45+24:00"):
+        assert not pattern.search(bad), bad
+    clock = re.compile(ISO8601_TIME_PATTERN)
+    assert clock.search("23:59:59.5") and not clock.search("24:00")
 
 
 # ------------------------------------------------------------------------- the committed contracts
