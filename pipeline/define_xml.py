@@ -17,8 +17,6 @@ generated contract accepts the data it was generated for, and says where it had 
 from __future__ import annotations
 
 __all__ = [
-    "ISO8601_DATETIME_PATTERN",
-    "ISO8601_TIME_PATTERN",
     "contract_json",
     "contracts_from_define",
     "data_violations",
@@ -40,19 +38,12 @@ from typing import Any
 
 from pipeline.contract import Contract, Field, parse_contract
 from pipeline.errors import ContractError, ReadError
+from pipeline.iso8601 import (
+    ISO8601_DATETIME_PATTERN,
+    ISO8601_DURATION_PATTERN,
+    ISO8601_TIME_PATTERN,
+)
 from pipeline.sas_formats import sas_temporal_kind
-
-# ISO 8601 dates and datetimes as SDTM stores them in --DTC text: complete or cut short
-# after any component ("2014", "2014-01", "2014-01-02T11:45"), with an optional zone.
-# Each component must exist: months 01-12, days within their month (February up to 29,
-# whatever the year), hours 00-23, minutes 00-59, seconds 00-60 (a leap second).
-_MONTH_DAY = (r"((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)"
-              r"|02-(0[1-9]|1\d|2\d))")
-_CLOCK = r"([01]\d|2[0-3])(:[0-5]\d(:([0-5]\d|60)(\.\d+)?)?)?"
-_ZONE = r"(Z|[+-]([01]\d|2[0-3])(:[0-5]\d)?)?"
-ISO8601_DATETIME_PATTERN = (rf"^\d{{4}}(-(0[1-9]|1[0-2])|-{_MONTH_DAY}(T{_CLOCK}{_ZONE})?)?$")
-ISO8601_TIME_PATTERN = rf"^{_CLOCK}$"
-ISO8601_DURATION_PATTERN = r"^-?P(\d+(\.\d+)?[YMWD])*(T(\d+(\.\d+)?[HMS])+)?$"
 
 _ISO_TEXT_TYPES = {
     "date": ISO8601_DATETIME_PATTERN,

@@ -30,6 +30,7 @@ from typing import Any
 
 from pipeline.contract import Contract, Field, read_json_file
 from pipeline.errors import ContractError
+from pipeline.iso8601 import pattern_label
 from pipeline.validation.report import json_safe
 
 # The pandas type names ExpectColumnValuesToBeOfType compares with a column's dtype.type.
@@ -174,7 +175,7 @@ def _field_checks(f: Field, key: Sequence[str]) -> list[_Check]:
         regex = f.whole_value_pattern
         checks.append(_Check(
             "expect_column_values_to_match_regex", {"column": name, "regex": regex},
-            f"values match the pattern {f.pattern}", "contract",
+            f"values match the pattern {pattern_label(f.pattern)}", "contract",
             {"column": name, "regex": regex},
         ))
     if f.minimum is not None or f.maximum is not None:

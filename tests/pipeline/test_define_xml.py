@@ -18,13 +18,12 @@ from trialproof_paths import PILOT_DIR
 
 from pipeline.contract import load_contract, parse_contract
 from pipeline.define_xml import (
-    ISO8601_DATETIME_PATTERN,
-    ISO8601_TIME_PATTERN,
     contracts_from_define,
     data_violations,
     write_contracts,
 )
 from pipeline.errors import ContractError
+from pipeline.iso8601 import ISO8601_DATETIME_PATTERN, ISO8601_TIME_PATTERN, pattern_label
 from pipeline.readers import read_delivery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,6 +164,9 @@ def test_iso8601_components_must_exist() -> None:
         assert not pattern.search(bad), bad
     clock = re.compile(ISO8601_TIME_PATTERN)
     assert clock.search("23:59:59.5") and not clock.search("24:00")
+    # Reports name the pattern rather than print it.
+    assert pattern_label(ISO8601_DATETIME_PATTERN) == "ISO 8601 date or datetime, on the calendar"
+    assert pattern_label("^[A-Z]+$") == "^[A-Z]+$"
 
 
 # ------------------------------------------------------------------------- the committed contracts
