@@ -42,8 +42,9 @@ def notify_failure(home_path: Path, payload: Mapping[str, Any]) -> dict[str, Any
     """Log a failure notification and append it to ``<home>/notifications.log`` (JSON lines)."""
     line = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **payload}
     who = ", ".join(line.get("notify") or line.get("owners") or []) or "nobody registered"
-    report = line.get("report_url") or line.get("report")
-    report = f"; report: {report}" if report else ""
+    # The error names the report's file in the home; the URL is what a person opens.
+    report = (f"; open the report: {line['report_url']}" if line.get("report_url")
+              else f"; report: {line['report']}" if line.get("report") else "")
     logger.error("FAILED %s %s (notify %s): %s%s", line.get("dag_id"), line.get("task_id"), who,
               line.get("error"), report)
     from pipeline.home import file_mode

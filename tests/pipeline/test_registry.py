@@ -367,7 +367,8 @@ def test_failure_notifier_logs_and_appends_json_lines(site: Path, home: Home,
     assert second["job"] == "audit" and second["notify"] == ["audit@example.org"]
     # The log names the report as a URL on Airflow's API server, not a worker's path.
     assert first["report_url"] == "http://localhost:8080/trialproof/quarantine/dir/report.html"
-    assert f"report: {first['report_url']}" in caplog.text and "qa@example.org" in caplog.text
+    assert f"open the report: {first['report_url']}" in caplog.text
+    assert "qa@example.org" in caplog.text
     failure_notifier(entry)({})  # never raises, even on an empty context
 
 
