@@ -128,11 +128,23 @@ class _LogPart:
     """What record and entry proofs share: the entry's place in the log, a checkpoint."""
 
     log_index: int
+    log_size: int
     log_proof: tuple[bytes, ...]
     checkpoint: str
+    anchors: tuple[dict[str, Any], ...]
 
     def to_json_object(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _log_json(self) -> dict[str, Any]:
+        """The log part's JSON members (docs/formats.md §8), after the proof's own."""
+        return {
+            "log_index": self.log_index,
+            "log_size": self.log_size,
+            "log_proof": [h.hex() for h in self.log_proof],
+            "checkpoint": self.checkpoint,
+            "anchors": list(self.anchors),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_json_object(), indent=2, ensure_ascii=False) + "\n"
@@ -167,13 +179,8 @@ class RecordProof(_LogPart):
             "dataset_size": self.dataset_size,
             "dataset_proof": [h.hex() for h in self.dataset_proof],
             "manifest": self.manifest,
-            "log_index": self.log_index,
-            "log_size": self.log_size,
-            "log_proof": [h.hex() for h in self.log_proof],
-            "checkpoint": self.checkpoint,
-            "anchors": list(self.anchors),
+            **self._log_json(),
         }
-
 
 
 @dataclass(frozen=True)
@@ -192,11 +199,7 @@ class EntryProof(_LogPart):
         return {
             "type": ENTRY_PROOF_TYPE,
             "entry": self.entry,
-            "log_index": self.log_index,
-            "log_size": self.log_size,
-            "log_proof": [h.hex() for h in self.log_proof],
-            "checkpoint": self.checkpoint,
-            "anchors": list(self.anchors),
+            **self._log_json(),
         }
 
 
