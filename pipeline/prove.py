@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["checkpoint_for", "find_record", "prove_record", "version_contract"]
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -121,14 +121,21 @@ def _read_row(records: pq.ParquetFile, index: int) -> pa.Table:
     raise IndexError(index)
 
 
-def checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:
+#: Where the anchorings are read from: the sizes anchored, and one anchoring's note and
+#: receipts (the server passes its cached readers, :mod:`pipeline.server.catalog`).
+AnchoredSizes = Callable[[Home], list[int]]
+ReadAnchoring = Callable[[Home, int], tuple[str, dict[str, dict[str, Any]]]]
+
+
+def checkpoint_for(home: Home, log_index: int, *, sizes: AnchoredSizes | None = None,
+                   read: ReadAnchoring | None = None) -> tuple[str, tuple[dict[str, Any], ...]]:
     """The newest anchored checkpoint that covers the entry, with its receipts; else the
     latest checkpoint (signed now if the log has grown past it), without receipts."""
     from pipeline.anchor import anchored, receipts_for
 
-    covering = [size for size in anchored(home) if size > log_index]
+    covering = [size for size in (sizes or anchored)(home) if size > log_index]
     if covering:
-        note, receipts = receipts_for(home, covering[-1])
+        note, receipts = (read or receipts_for)(home, covering[-1])
         return note, tuple(receipts.values())
     log = home.log()
     latest = log.latest_checkpoint()

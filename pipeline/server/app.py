@@ -36,7 +36,7 @@ from anchoring.errors import AnchoringError
 from anchoring.note import parse_note
 from pipeline.errors import PipelineError, StoreError, UsageError
 from pipeline.home import Home
-from pipeline.server.catalog import Catalog
+from pipeline.server.catalog import Catalog, anchored_sizes, anchoring
 from pipeline.server.errors import ApiError, status_for
 from pipeline.server.tiles import entry_bundle, parse_tile_path, remembered_tile, tile_hashes
 from pipeline.server.tokens import Token, TokenStore
@@ -367,7 +367,8 @@ def _version_routes(app: FastAPI) -> None:
         from pipeline.prove import checkpoint_for
 
         info = _version(catalog, trial, dataset, v)
-        note, anchors = checkpoint_for(catalog.home, info.log_index)
+        note, anchors = checkpoint_for(catalog.home, info.log_index, sizes=anchored_sizes,
+                                       read=anchoring)
         size = Checkpoint.from_body(parse_note(note).text).size
         log_proof = catalog.home.log().inclusion_proof(info.log_index, size)
         return {

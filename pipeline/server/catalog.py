@@ -1,11 +1,12 @@
 """What the public API shows about trials, datasets, versions and anchors, as JSON objects.
 
-Everything here is read from the home; nothing is cached between requests.
+Everything here is read from the home. What never changes once written (committed
+versions) is remembered per worker; the anchorings are re-read when their folders change.
 """
 
 from __future__ import annotations
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "anchored_sizes", "anchoring"]
 
 import json
 from dataclasses import dataclass
@@ -21,8 +22,39 @@ from pipeline.store import Store, VersionInfo, check_name
 #: Committed versions remembered per worker, by (home, trial, dataset, version).
 VERSIONS_KEPT = 4096
 _committed: dict[tuple[str, str, str, int], VersionInfo] = {}
-#: anchors folder -> (its mtime, the newest note's file and mtime, the note), per worker.
-_latest_note: dict[str, tuple[int, Path, int, str]] = {}
+#: Per worker: home -> (anchors folder mtime, anchored sizes); (home, size) -> (that
+#: anchoring's folder and note mtimes, its note, its receipts by ledger). An anchoring
+#: or a receipt update renames a file into these folders, which changes their mtime, so
+#: a stale entry is never served.
+_anchored: dict[str, tuple[int, list[int]]] = {}
+_anchorings: dict[tuple[str, int], tuple[tuple[int, int], str, dict[str, dict[str, Any]]]] = {}
+
+
+def anchored_sizes(home: Home) -> list[int]:
+    """:func:`pipeline.anchor.anchored`, re-listed only when the anchors folder changed."""
+    from pipeline.anchor import anchored
+
+    try:
+        stamp = home.anchors_path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return []
+    cached = _anchored.get(str(home.path))
+    if cached is None or cached[0] != stamp:
+        cached = _anchored[str(home.path)] = (stamp, anchored(home))
+    return cached[1]
+
+
+def anchoring(home: Home, size: int) -> tuple[str, dict[str, dict[str, Any]]]:
+    """:func:`pipeline.anchor.receipts_for`, re-read only when its folder changed."""
+    from pipeline.anchor import receipts_for
+
+    folder = home.anchoring_folder(size)
+    # The note's own mtime too: a witness's cosignature may be added to it in place.
+    stamp = (folder.stat().st_mtime_ns, (folder / "checkpoint.txt").stat().st_mtime_ns)
+    found = _anchorings.get((str(home.path), size))
+    if found is None or found[0] != stamp:
+        found = _anchorings[(str(home.path), size)] = (stamp, *receipts_for(home, size))
+    return found[1], found[2]
 
 
 def _checkpoint_summary(note: str) -> dict[str, Any]:
@@ -47,11 +79,9 @@ class Catalog:
 
     def anchors(self) -> list[dict[str, Any]]:
         """Every anchoring, oldest first: size, root, receipts (type, state and details)."""
-        from pipeline.anchor import anchored, receipts_for
-
         out = []
-        for size in anchored(self.home):
-            note, receipts = receipts_for(self.home, size)
+        for size in anchored_sizes(self.home):
+            note, receipts = anchoring(self.home, size)
             signatures = [s.name for s in parse_note(note).signatures]
             out.append(
                 {
@@ -67,28 +97,9 @@ class Catalog:
         return out
 
     def latest_anchored_checkpoint(self) -> str | None:
-        """The newest anchored note. Re-read only when the anchors folder (a new anchoring
-        renames a folder into it) or that note's file (cosignatures added) changed."""
-        from pipeline.anchor import anchored
-
-        folder = self.home.anchors_path
-        try:
-            folder_mtime = folder.stat().st_mtime_ns
-            cached = _latest_note.get(str(folder))
-            if cached is not None:
-                mtime, path, path_mtime, note = cached
-                if mtime == folder_mtime and path.stat().st_mtime_ns == path_mtime:
-                    return note
-        except FileNotFoundError:
-            pass
-        sizes = anchored(self.home)
-        if not sizes:
-            return None
-        path = folder / f"{sizes[-1]:012d}" / "checkpoint.txt"
-        stamp = (folder.stat().st_mtime_ns, path, path.stat().st_mtime_ns)
-        note = path.read_text(encoding="utf-8")
-        _latest_note[str(folder)] = (*stamp, note)
-        return note
+        """The newest anchored note."""
+        sizes = anchored_sizes(self.home)
+        return anchoring(self.home, sizes[-1])[0] if sizes else None
 
     # -- trials, datasets, versions ------------------------------------------------
 

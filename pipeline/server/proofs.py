@@ -144,38 +144,6 @@ class _LogProofs:
         return list(found)
 
 
-#: (home, anchors folder mtime) -> anchored sizes; (home, size) -> (folder mtime, note,
-#: receipts). An anchoring or a receipt update renames a file into these folders, which
-#: changes their mtime, so a stale entry is never served.
-_anchored: dict[str, tuple[int, list[int]]] = {}
-_anchorings: dict[tuple[str, int], tuple[int, str, tuple[dict[str, Any], ...]]] = {}
-
-
-def _checkpoint_for(home: Home, log_index: int) -> tuple[str, tuple[dict[str, Any], ...]]:
-    """:func:`pipeline.prove.checkpoint_for`, re-reading the anchors only when they changed."""
-    from pipeline.anchor import anchored, receipts_for
-    from pipeline.prove import checkpoint_for
-
-    try:
-        stamp = home.anchors_path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return checkpoint_for(home, log_index)
-    cached = _anchored.get(str(home.path))
-    if cached is None or cached[0] != stamp:
-        cached = _anchored[str(home.path)] = (stamp, anchored(home))
-    covering = [size for size in cached[1] if size > log_index]
-    if not covering:
-        return checkpoint_for(home, log_index)
-    size = covering[-1]
-    folder_stamp = home.anchoring_folder(size).stat().st_mtime_ns
-    found = _anchorings.get((str(home.path), size))
-    if found is None or found[0] != folder_stamp:
-        note, receipts = receipts_for(home, size)
-        found = _anchorings[(str(home.path), size)] = (
-            folder_stamp, note, tuple(receipts.values()))
-    return found[1], found[2]
-
-
 def is_warm(info: VersionInfo, index: int | None) -> bool:
     """Whether a proof of the record at ``index`` needs no file reads beyond a few stats:
     its version and row group are already held (so it can be built on the event loop)."""
@@ -189,12 +157,16 @@ def is_warm(info: VersionInfo, index: int | None) -> bool:
 def prove_from_cache(home: Home, info: VersionInfo, *, index: int | None = None,
                      key: Mapping[str, str] | None = None) -> RecordProof:
     """A record proof (docs/formats.md §8) by leaf index or primary key."""
+    from pipeline.prove import checkpoint_for
+    from pipeline.server.catalog import anchored_sizes, anchoring
+
     rows = _rows(info)
     if key is not None:
         index = rows.index_for(key)
     assert index is not None
     record, salt = rows.record(index)
-    checkpoint, anchors = _checkpoint_for(home, info.log_index)
+    checkpoint, anchors = checkpoint_for(home, info.log_index, sizes=anchored_sizes,
+                                         read=anchoring)
     return build_record_proof(
         record=record, salt=salt, leaf_index=index, dataset_tree=rows.tree,
         dataset_size=rows.tree.size, manifest=info.manifest, log=_LogProofs(home),
