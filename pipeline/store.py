@@ -38,7 +38,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -58,8 +57,6 @@ SALT_COLUMN = "_salt"
 _LOCK = ".lock"
 #: A ``.new-`` directory this old and unlocked was left by a crash (see Store.recover).
 ABANDONED_AFTER_SECONDS = 60.0
-#: A quarantine folder's name: "<trial>-<dataset>-<sha256>", possibly cut with "~<hash>".
-_QUARANTINE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,190}-[0-9a-f]{64}")
 # "<trial>-<dataset>" longer than this is cut in a quarantine folder name (255 bytes at most).
 _QUARANTINE_LABEL_MAX = 96
 
@@ -128,7 +125,9 @@ class Store:
     def quarantined_report(self, folder: str) -> Path:
         """The HTML report of the rejected delivery in ``quarantine/<folder>``; a name that is
         not one existing quarantine folder is a :class:`StoreError`."""
-        if not _QUARANTINE_FOLDER.fullmatch(folder):
+        # One name in quarantine/, never a path: no separator, no "." or "..", no hidden
+        # (temporary) folder.
+        if Path(folder).name != folder or folder.startswith("."):
             raise StoreError(f"{folder[:40]!r} is not a quarantine folder name")
         report = self.root / "quarantine" / folder / "report.html"
         if not report.is_file():

@@ -96,8 +96,7 @@ def check_ethereum_receipt(receipt: Mapping[str, Any], checkpoint: Checkpoint, n
     """
     del note  # the payload commits to origin, size and root, not to the note text
     check_ethereum_receipt_format(receipt)
-    payload = _field(receipt, "payload", _PAYLOAD)
-    if not hmac.compare_digest(bytes.fromhex(payload[2:]), anchor_payload(checkpoint)):
+    if not hmac.compare_digest(bytes.fromhex(receipt["payload"][2:]), anchor_payload(checkpoint)):
         raise VerificationError(
             f"ethereum receipt's payload does not commit to {checkpoint.origin} "
             f"size {checkpoint.size} with this root"

@@ -58,3 +58,17 @@ def test_staging_dir_leaves_nothing_behind(store: Store) -> None:
         assert not list(staging.parent.glob(".new-*"))
     assert store.recover() == [f"removed unfinished {staging.relative_to(store.root)}"]
     assert not staging.exists()
+
+
+def test_a_quarantined_report_is_found_by_its_folder_name_only(store: Store) -> None:
+    from pipeline.errors import StoreError
+
+    folder = store.quarantine_dir("T1", "lb", "ab" * 32)
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_bytes(b"<html>")
+    assert store.quarantined_report(folder.name).read_bytes() == b"<html>"
+    (store.root / "secret.html").write_text("not a report")
+    for wrong in ("..", ".", "", f"{folder.name}/..", "../quarantine/" + folder.name,
+                  f".{folder.name}", "T1-lb-" + "cd" * 32):
+        with pytest.raises(StoreError):
+            store.quarantined_report(wrong)
