@@ -46,9 +46,11 @@ demo-anchors: $(STAMP)
 	$(BIN)/python -m pipeline.demo_anchors
 
 # Tests run in one pytest-xdist worker per CPU (at most 4), a test file per worker at a
-# time (the end-to-end files start their own services); TEST_JOBS=0 runs them in-process.
+# time (the end-to-end files start their own services), in the order tests/conftest.py
+# gives: the longest first. TEST_JOBS=0 runs them in-process.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
-PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
+	--no-loadscope-reorder
 
 test: $(STAMP)
 	$(COMPILE_SOURCES)

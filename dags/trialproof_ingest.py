@@ -129,7 +129,7 @@ def build_ingest_dag(entry: RegistryEntry) -> Any:
             from pipeline.registry import validate_delivery
 
             _label(staged["name"])
-            log.info("Great Expectations: %s", "loaded before the task (by the executor)"
+            log.info("Great Expectations: %s", "loaded before the task (by the executor or worker)"
                      if "great_expectations" in sys.modules else "imported by this task")
             try:
                 return validate_delivery(_home(), entry, staged)

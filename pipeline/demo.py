@@ -53,14 +53,26 @@ DEFAULT_TIMEOUT = 900
 #: Seconds between SIGTERM and SIGKILL when the DAG runs are stopped.
 KILL_GRACE = 10
 
-# Sensors look once: poke mode, timeout 0. With soft_fail (the ingest sensor has it) an
-# empty delivery folder skips the run's deliveries instead of waiting for the poke timeout.
+# One process for Airflow (it starts once): ``airflow db migrate`` as the CLI runs it, then
+# every DAG with dag.test(). Sensors look once: poke mode, timeout 0. With soft_fail (the
+# ingest sensor has it) an empty delivery folder skips the run's deliveries instead of
+# waiting for the poke timeout.
 _RUN_DAGS = """
-import json, signal, sys
+import json, signal, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+dags_folder = sys.argv[1]
+started = time.monotonic()
+sys.argv = ["airflow", "db", "migrate"]
+from airflow.__main__ import main as airflow_cli
+try:
+    airflow_cli()
+except BaseException as exc:
+    print("MIGRATE-FAILED " + json.dumps(f"{type(exc).__name__}: {exc}"), flush=True)
+    raise
+print(f"  metadata database ready ({time.monotonic() - started:.1f} s)", flush=True)
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.bases.sensor import BaseSensorOperator
-bag = DagBag(dag_folder=sys.argv[1])
+bag = DagBag(dag_folder=dags_folder)
 errors = {k: v.splitlines()[-1] for k, v in bag.import_errors.items()}
 if errors:
     print("IMPORT-ERRORS " + json.dumps(errors))
@@ -71,9 +83,10 @@ for dag_id in order:
     for sensor in dag.tasks:
         if isinstance(sensor, BaseSensorOperator):
             sensor.mode, sensor.timeout, sensor.poke_interval = "poke", 0, 1
+    started = time.monotonic()
     run = dag.test()
     results.append({"dag_id": dag_id, "state": str(run.state)})
-    print(f"  {dag_id}: {run.state}", flush=True)
+    print(f"  {dag_id}: {run.state} ({time.monotonic() - started:.1f} s)", flush=True)
 print("RESULT " + json.dumps(results), flush=True)
 """
 
@@ -112,24 +125,21 @@ def main() -> int:
     airflow_home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home.path, airflow_home, registry)
 
-    _say("preparing Airflow's metadata database (SQLite) ...")
-    migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
-                             capture_output=True, text=True, check=False, cwd=REPO)
-    if migrate.returncode != 0:
-        _say(migrate.stdout[-2000:] + migrate.stderr[-2000:])
-        _say("airflow db migrate failed")
-        return 1
-
     before = _holdings(home)
-    _say("running the ingest DAGs and the anchor DAG with dag.test() ...")
+    _say("preparing Airflow's metadata database (SQLite), then running the ingest DAGs and "
+         "the anchor DAG with dag.test() ...")
     timeout = float(os.environ.get("TRIALPROOF_DEMO_TIMEOUT") or DEFAULT_TIMEOUT)
     returncode, lines, errors = run_bounded(
         [sys.executable, "-c", _RUN_DAGS, str(REPO / "dags")], env, timeout)
     result_line = next((ln for ln in lines if ln.startswith("RESULT ")), None)
     if returncode != 0 or result_line is None:
         _say("\n".join(lines)[-3000:] + errors[-3000:])
-        _say("the DAG runs timed out and were stopped" if returncode is None
-             else "the DAG runs failed")
+        if returncode is None:
+            _say("the DAG runs timed out and were stopped")
+        elif any(line.startswith("MIGRATE-FAILED ") for line in lines):
+            _say("airflow db migrate failed")
+        else:
+            _say("the DAG runs failed")
         return 1
     states = json.loads(result_line[len("RESULT "):])
     failed = [r["dag_id"] for r in states if r["state"] != "success"]

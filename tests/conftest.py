@@ -34,6 +34,20 @@ def _anvil() -> Path:
     return ANVIL
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of end-to-end tests first (``scaleout``, then ``slow``), each file's tests
+    in their order: run a file per worker at a time (``make test``), the longest start
+    first and no worker is left alone with one at the end."""
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, name in enumerate(("scaleout", "slow"))
+                     if item.get_closest_marker(name) is not None), 2)
+
+    file_rank: dict[Path, int] = {}
+    for item in items:
+        file_rank[item.path] = min(file_rank.get(item.path, 2), rank(item))
+    items.sort(key=lambda item: file_rank[item.path])
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A ``pilot_data`` test is skipped, by itself and saying why, when the data is absent;
     a ``needs(tool)`` test too when the tool is missing (under CI, where ``.ci/run``

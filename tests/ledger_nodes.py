@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from trialproof_cli import trialproof
 
 from pipeline.demo_services import (
     ANVIL,
@@ -30,11 +29,6 @@ __all__ = [
     "trialproof",
     "witness_process",
 ]
-
-
-def trialproof(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, check=False, env={**os.environ, **(env or {})})
 
 
 def ingest_sample(home: Home, folder: Path, dataset: str = "lb", rows: int = 20,

@@ -74,8 +74,9 @@ def _gx() -> Any:
 
 def import_great_expectations() -> None:
     """Import Great Expectations now rather than at the first validation: a process that
-    forks task runners (the Airflow executor, :mod:`pipeline.airflow_executor`) pays the
-    import once, and every task it forks starts with it loaded."""
+    forks task runners (Airflow's LocalExecutor, :mod:`pipeline.airflow_executor`, or a
+    Celery worker, :mod:`pipeline.airflow_celery`) pays the import once, and every task
+    it forks starts with it loaded."""
     _gx()
 
 

@@ -5,6 +5,12 @@
     python airflow_runner.py dagbags REG...    -> the same under each sponsor registry in turn
     python airflow_runner.py parse FILE...     -> import time and heavy modules of each DAG file
     python airflow_runner.py test DAG [DAG...] -> dag.test() each DAG in turn
+    python airflow_runner.py serve             -> answer such commands read from stdin
+
+``serve`` starts Airflow once for many scenarios: each line on stdin is a JSON request
+``{"id": ..., "args": [...], "env": {...}}``; the command runs with exactly that
+environment (except Airflow's own ``AIRFLOW*`` settings, which are the server's and are
+read once), and its output ends with the ``RESULT`` line (or ``FAILED``) and ``END <id>``.
 
 ``RUNNER_RETRY_DELAY`` (seconds) replaces every task's retry delay, so that a test sees
 the retries without waiting minutes for them.
@@ -23,6 +29,8 @@ from datetime import timedelta
 from typing import Any
 
 MARK = "RESULT "
+FAILED = "FAILED"
+END = "END "
 HEAVY = ("pandas", "pyarrow", "polars", "datafusion", "great_expectations", "web3", "numpy")
 
 
@@ -109,19 +117,49 @@ def test(dag_ids: list[str]) -> dict[str, Any]:
     return {"runs": runs}
 
 
-def main(argv: list[str]) -> None:
+def command(argv: list[str]) -> dict[str, Any]:
     if argv[:1] == ["preflight"]:
-        result = preflight()
-    elif argv[:1] == ["dagbag"]:
-        result = dagbag()
-    elif argv[:1] == ["dagbags"]:
-        result = dagbags(argv[1:])
-    elif argv[:1] == ["parse"]:
-        result = parse(argv[1:])
-    elif argv[:1] == ["test"] and len(argv) > 1:
-        result = test(argv[1:])
-    else:
-        raise SystemExit(__doc__)
+        return preflight()
+    if argv[:1] == ["dagbag"]:
+        return dagbag()
+    if argv[:1] == ["dagbags"]:
+        return dagbags(argv[1:])
+    if argv[:1] == ["parse"]:
+        return parse(argv[1:])
+    if argv[:1] == ["test"] and len(argv) > 1:
+        return test(argv[1:])
+    raise SystemExit(__doc__)
+
+
+def serve() -> None:
+    """Run the requests read from stdin in turn, until it closes; a failed one does not
+    end the server."""
+    import traceback
+
+    airflow_settings = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}
+    while line := sys.stdin.readline():
+        request = json.loads(line)
+        os.environ.clear()
+        os.environ.update({k: v for k, v in request["env"].items()
+                           if not k.startswith("AIRFLOW")})
+        os.environ.update(airflow_settings)
+        try:
+            result = command(request["args"])
+        except (Exception, SystemExit):
+            traceback.print_exc()
+            sys.stderr.flush()
+            print(FAILED, flush=True)
+        else:
+            sys.stderr.flush()
+            print(MARK + json.dumps(result), flush=True)
+        print(END + request["id"], flush=True)
+
+
+def main(argv: list[str]) -> None:
+    if argv == ["serve"]:
+        serve()
+        return
+    result = command(argv)
     sys.stdout.flush()
     print(MARK + json.dumps(result), flush=True)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +51,81 @@ def tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+#: Commands that need a process of their own: ``parse`` reports which heavy modules the
+#: DAG files import, so nothing may have imported them before.
+FRESH_PROCESS_ONLY = ("parse",)
+
+
+class AirflowServer:
+    """``airflow_runner.py serve``: one Airflow process that runs the scenarios of a test
+    worker in turn, so that Airflow, its in-process execution API and Great Expectations
+    start once rather than once per scenario. Each request carries its environment (the
+    scenario's trialproof home and registry); Airflow's own settings, and so its metadata
+    database in ``airflow_home``, are the server's. It starts on first use, and again
+    after a request timed out or the process died."""
+
+    def __init__(self, airflow_home: Path, env: dict[str, str]) -> None:
+        self.airflow_home = airflow_home
+        self.env = env
+        self._process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+    def request(self, args: list[str], env: Mapping[str, str], timeout: float
+                ) -> tuple[bool, str]:
+        """Run ``args`` with ``env``; (whether it ended with a RESULT, its output)."""
+        process = self._running()
+        request_id = uuid.uuid4().hex
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({"id": request_id, "args": args, "env": dict(env)})
+                            + "\n")
+        process.stdin.flush()
+        output: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                return False, "\n".join([*output, f"(no answer within {timeout:.0f} s)"])
+            if line is None:
+                self.stop()
+                return False, "\n".join([*output, "(the Airflow server exited)"])
+            if line == f"END {request_id}":
+                return any(ln.startswith("RESULT ") for ln in output[-1:]), "\n".join(output)
+            output.append(line)
+
+    def _running(self) -> subprocess.Popen[str]:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        self._lines = queue.Queue()
+        self._process = subprocess.Popen(
+            [sys.executable, str(RUNNER), "serve"], env=self.env, cwd=self.airflow_home,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True)
+        threading.Thread(target=self._read, args=(self._process, self._lines),
+                         daemon=True).start()
+        return self._process
+
+    @staticmethod
+    def _read(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @dataclass
 class Sandbox:
     """A trialproof home, a sponsor registry and an Airflow home with its own database."""
@@ -56,6 +136,7 @@ class Sandbox:
     registry: Path
     deliveries: Path
     env: dict[str, str]
+    server: AirflowServer | None = None
     outputs: list[str] = field(default_factory=list)
 
     def deliver(self, dataset: str, source: Path, name: str | None = None) -> Path:
@@ -83,18 +164,21 @@ class Sandbox:
         return self.registry
 
     def run(self, *args: str, timeout: float = 240, check: bool = True) -> dict[str, Any]:
-        """Run airflow_runner.py with ``args``; its RESULT as a dict (output in .outputs)."""
-        done = subprocess.run([sys.executable, str(RUNNER), *args], env=self.env,
-                              cwd=self.root, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        output = done.stdout + done.stderr
+        """Run airflow_runner.py with ``args`` (on the worker's Airflow server, or in a
+        process of its own); its RESULT as a dict (output in .outputs)."""
+        if self.server is not None and args[0] not in FRESH_PROCESS_ONLY:
+            ok, output = self.server.request(list(args), self.env, timeout)
+        else:
+            done = subprocess.run([sys.executable, str(RUNNER), *args], env=self.env,
+                                  cwd=self.root, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+            ok, output = done.returncode == 0, done.stdout + done.stderr
         self.outputs.append(output)
-        results = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-        if done.returncode != 0 or not results:
+        results = [ln for ln in output.splitlines() if ln.startswith("RESULT ")]
+        if not ok or not results:
             if check:
-                pytest.fail(f"airflow_runner {' '.join(args)} exited {done.returncode}:\n"
-                            f"{tail(output, 80)}")
-            return {"returncode": done.returncode}
+                pytest.fail(f"airflow_runner {' '.join(args)} failed:\n{tail(output, 80)}")
+            return {"failed": True}
         result: dict[str, Any] = json.loads(results[-1][len("RESULT "):])
         return result
 

@@ -1,20 +1,24 @@
-"""Fixtures for the DAG tests: real Airflow, each scenario in its own clean process.
+"""Fixtures for the DAG tests: real Airflow, in processes of its own.
 
-Airflow reads its configuration from the environment when it is imported, so
-every scenario runs ``airflow_runner.py`` (or the ``airflow`` CLI) in a
-subprocess with the environment set beforehand. ``airflow db migrate`` is slow,
-so it runs once per session into a template SQLite file that each test copies.
+Airflow reads its configuration from the environment when it is imported, so it runs
+in subprocesses with the environment set beforehand: the scenarios of a test worker on
+one ``airflow_runner.py serve`` process (Airflow starts once per worker, each scenario
+with its own trialproof home and registry), and ``make airflow``, the demo and the
+scale-out test as the processes a user would start. ``airflow db migrate`` is slow, so
+it runs once per test session into a template SQLite file that each Airflow home copies.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_sandbox import BIN, ORIGIN, RUNNER, Sandbox, airflow_env, tail
+from airflow_sandbox import BIN, ORIGIN, AirflowServer, Sandbox, airflow_env, tail
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,49 +35,77 @@ def pilot_dir(pilot_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An Airflow metadata database (SQLite) after ``airflow db migrate``, made once."""
-    home = tmp_path_factory.mktemp("airflow-template")
+    """An Airflow metadata database (SQLite) after ``airflow db migrate``, made once per
+    test session: the first pytest-xdist worker to get here migrates, the others wait."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    home = shared / "airflow-template"
     db = home / "airflow.db"
-    env = airflow_env(home, f"sqlite:///{db}")
-    done = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home,
-                          capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"airflow db migrate failed ({done.returncode}):\n"
-                    f"{tail(done.stdout + done.stderr)}")
+    with open(shared / "airflow-template.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (home / "migrated").exists():
+            return db
+        home.mkdir(exist_ok=True)
+        env = airflow_env(home, f"sqlite:///{db}")
+        done = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home,
+                              capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"airflow db migrate failed ({done.returncode}):\n"
+                        f"{tail(done.stdout + done.stderr)}")
+        (home / "migrated").touch()
+    return db
+
+
+def copy_database(template: Path, airflow_home: Path) -> Path:
+    db = airflow_home / "airflow.db"
+    shutil.copyfile(template, db)
+    wal = template.with_name(template.name + "-wal")
+    if wal.exists():  # SQLite in WAL mode: the pages not yet checkpointed
+        shutil.copyfile(wal, db.with_name(db.name + "-wal"))
     return db
 
 
 @pytest.fixture(scope="session")
-def execution_api(migrated_db: Path) -> None:
+def airflow_server(tmp_path_factory: pytest.TempPathFactory,
+                   migrated_db: Path) -> Iterator[AirflowServer]:
+    """This worker's Airflow: one process that runs every scenario in turn."""
+    airflow_home = tmp_path_factory.mktemp("airflow-server")
+    db = copy_database(migrated_db, airflow_home)
+    server = AirflowServer(airflow_home, airflow_env(airflow_home, f"sqlite:///{db}"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def execution_api(airflow_server: AirflowServer) -> None:
     """Fail clearly when Airflow's execution API cannot load here: then no task can run,
     neither in dag.test() nor on a worker."""
-    home = migrated_db.parent
-    env = airflow_env(home, f"sqlite:///{migrated_db}")
-    check = subprocess.run([sys.executable, str(RUNNER), "preflight"], env=env, cwd=home,
-                           capture_output=True, text=True, timeout=120, check=False)
-    if check.returncode != 0:
+    ok, output = airflow_server.request(["preflight"], airflow_server.env, timeout=120)
+    if not ok:
         pytest.fail("Airflow's execution API does not load in this environment, so no task can "
                     "run (FastAPI >= 0.156.1 breaks Airflow 3.2.x; Airflow >= 3.3.2 pins a "
-                    f"FastAPI that works):\n{tail(check.stdout + check.stderr, 15)}")
+                    f"FastAPI that works):\n{tail(output, 15)}")
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path, migrated_db: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+def sandbox(tmp_path: Path, migrated_db: Path, airflow_server: AirflowServer,
+            monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A scenario's trialproof home and registry, run on this worker's Airflow server; and
+    an Airflow home of its own (a copy of the migrated database) for tests that start
+    Airflow's processes themselves."""
     from pipeline.home import Home
 
     monkeypatch.delenv("TRIALPROOF_LOG_URL", raising=False)  # the sandbox's log is in its home
     airflow_home = tmp_path / "airflow"
     airflow_home.mkdir()
-    db = airflow_home / "airflow.db"
-    shutil.copyfile(migrated_db, db)
-    wal = migrated_db.with_name(migrated_db.name + "-wal")
-    if wal.exists():  # SQLite in WAL mode: the pages not yet checkpointed
-        shutil.copyfile(wal, db.with_name(db.name + "-wal"))
+    db = copy_database(migrated_db, airflow_home)
     tp_home = tmp_path / "home"
     Home.init(tp_home, ORIGIN)
     registry = tmp_path / "registry.yaml"
     env = airflow_env(airflow_home, f"sqlite:///{db}", TRIALPROOF_HOME=str(tp_home),
                       TRIALPROOF_REGISTRY=str(registry))
-    box = Sandbox(tmp_path, airflow_home, tp_home, registry, tmp_path / "deliveries", env)
+    box = Sandbox(tmp_path, airflow_home, tp_home, registry, tmp_path / "deliveries", env,
+                  server=airflow_server)
     box.deliveries.mkdir()
     return box

@@ -39,7 +39,10 @@ def test_key_files_as_deliveries_leak_into_no_output(sandbox: Sandbox) -> None:
     notes = sandbox.notifications()
     assert len(notes) == 2 and all("column(s) not in contract" in n["error"] for n in notes)
 
-    task_logs = [p.read_text(errors="replace") for p in sandbox.airflow_home.rglob("*.log")]
+    airflow_homes = {sandbox.airflow_home, *([sandbox.server.airflow_home] if sandbox.server
+                                             else [])}
+    task_logs = [p.read_text(errors="replace") for home in airflow_homes
+                 for p in home.rglob("*.log")]
     reports = [p.read_text() for p in sandbox.tp_home.rglob("report.*")]
     assert len(reports) >= 2  # at least the JSON report of each rejected delivery
     everything = "\n".join([*sandbox.outputs, errors, *task_logs, *reports,

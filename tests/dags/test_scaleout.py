@@ -6,7 +6,8 @@ database on PostgreSQL, Celery on Redis (its own database number, flushed after)
 with results in PostgreSQL, and the trialproof log on PostgreSQL too
 (``TRIALPROOF_LOG_URL``). Three datasets are scheduled every minute and two are
 ``on-arrival``; the scheduler runs them on its own (no trigger). Then each cron DAG
-and the anchor DAG are triggered once more while everything runs.
+and the anchor DAG are triggered once more through the REST API while everything runs.
+The Celery workers import Great Expectations once each (``pipeline.airflow_celery``).
 
 Checked: every delivery is committed exactly once (one version per dataset, log
 size 5, re-runs change nothing), every checkpoint signed along the way is
@@ -20,6 +21,7 @@ log is shown.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import secrets
 import signal
@@ -261,6 +263,13 @@ def _run(tmp_path: Path, pilot_dir: Path, monkeypatch: pytest.MonkeyPatch, meta_
 
     _check_log_and_proofs(home, store, pilot_dir, notes)
 
+    # every validate task started with Great Expectations loaded by its Celery worker
+    validate_logs = sorted((airflow_home / "logs").glob(
+        "dag_id=ingest__*/**/task_id=deliver.validate/**/attempt=*.log"))
+    assert len(validate_logs) >= len(DATASETS)
+    for path in validate_logs:
+        assert "loaded before the task (by the executor or worker)" in path.read_text(), path
+
     received = {n: text.count("received") for n, text in worker_logs.items()}
     print(f"scale-out timings (s since start): {({k: round(v) for k, v in timings.items()})}; "
           f"tasks received per worker: {received}; checkpoints: {sorted(notes)}")
@@ -287,16 +296,30 @@ def _start_airflow(procs: Processes, port: int, deadline: float) -> None:
     wait_for("the api-server", healthy, deadline, procs)
 
 
+def _post_json(url: str, body: object, token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                     headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def _rerun_cron_and_anchor(meta: Any, env: dict[str, str], airflow_home: Path, deadline: float,
                            procs: Processes) -> None:
-    """Trigger each cron DAG and the anchor DAG once more; wait for those runs to succeed."""
+    """Trigger each cron DAG and the anchor DAG once more through Airflow's REST API (the
+    README's recipe: a token from ``POST /auth/token``, then ``POST .../dagRuns``); wait for
+    those runs to succeed."""
     manual_before = sum(1 for _, kind, _ in _runs(meta) if kind == "manual")
-    triggers = [subprocess.Popen([str(BIN / "airflow"), "dags", "trigger", dag_id], env=env,
-                                 cwd=airflow_home, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-                for dag_id in [*(f"ingest__{TRIAL}__{ds}" for ds in CRON), "anchor"]]
-    for proc in triggers:
-        assert proc.wait(timeout=max(5, deadline - time.monotonic())) == 0
+    api = env["AIRFLOW__API__BASE_URL"]
+    passwords = airflow_home / "simple_auth_manager_passwords.json.generated"
+    password = json.loads(passwords.read_text())["admin"]
+    token = _post_json(f"{api}/auth/token", {"username": "admin", "password": password})
+    for dag_id in [*(f"ingest__{TRIAL}__{ds}" for ds in CRON), "anchor"]:
+        run = _post_json(f"{api}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None},
+                         token["access_token"])
+        assert run["dag_id"] == dag_id and run["run_type"] == "manual", run
 
     def manual_runs_done() -> bool:
         manual = [r for r in _runs(meta) if r[1] == "manual"]
@@ -341,6 +364,8 @@ def _airflow_env(airflow_home: Path, port: int, meta_url: str, log_url: str, bro
         "AIRFLOW__CELERY__BROKER_URL": broker,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # each worker imports Great Expectations once, before its pool starts
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "pipeline.airflow_celery.CELERY_CONFIG",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

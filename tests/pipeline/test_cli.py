@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trialproof_cli import trialproof
 from trialproof_testkit import ORIGIN, BuiltDataset, build_dataset
 
 from anchoring.merkle.verify import verify_consistency
@@ -21,16 +20,7 @@ from pipeline.home import Home
 
 
 def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if home is not None:
-        env["TRIALPROOF_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return trialproof(*args, env={"TRIALPROOF_HOME": str(home)} if home is not None else None)
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ and name a registered trial, unless ``--force``."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from trialproof_cli import trialproof
 
-from pipeline.cli import main
 from pipeline.home import Home
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,22 +20,13 @@ CONTRACT = ("--contract", "cdiscpilot01/sdtm/dm")
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """The CLI in this process (its imports are paid once), from the repository root,
-    whose registry lists CDISCPILOT01: (returncode, stdout, stderr)."""
-    monkeypatch.chdir(REPO)
-    monkeypatch.delenv("TRIALPROOF_REGISTRY", raising=False)
-
-    def call(home: Path, *args: str, env: dict[str, str] | None = None) -> SimpleNamespace:
-        capsys.readouterr()
-        with monkeypatch.context() as patch:
-            patch.setenv("TRIALPROOF_HOME", str(home))
-            for name, value in (env or {}).items():
-                patch.setenv(name, value)
-            with pytest.raises(SystemExit) as exited:
-                main(list(args))
-        out, err = capsys.readouterr()
-        return SimpleNamespace(returncode=exited.value.code, stdout=out, stderr=err)
+def run() -> Any:
+    """The CLI, from the repository root, whose registry lists CDISCPILOT01:
+    (returncode, stdout, stderr)."""
+    def call(home: Path, *args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+        return trialproof(*args, cwd=REPO, env={"TRIALPROOF_REGISTRY": None,
+                                                "TRIALPROOF_HOME": str(home), **(env or {})})
 
     return call
 

@@ -3,44 +3,20 @@ contracts from-define, anchor and audit, with their exit codes."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-
-from pipeline.cli import main
+from trialproof_cli import trialproof
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "trials.example.org/log"
 
 
 def run(home: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """``trialproof ARGS`` with ``home`` as $TRIALPROOF_HOME, run in this process through the
-    CLI's own entry point (exit codes and all): a fresh process per call would pay the
-    imports of pandas, pyarrow and Great Expectations every time."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    saved_home, saved_cwd = os.environ.get("TRIALPROOF_HOME"), Path.cwd()
-    os.environ["TRIALPROOF_HOME"] = str(home)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(list(args))
-            except SystemExit as exited:
-                code = exited.code if isinstance(exited.code, int) else 1
-    finally:
-        os.chdir(saved_cwd)
-        if saved_home is None:
-            os.environ.pop("TRIALPROOF_HOME", None)
-        else:
-            os.environ["TRIALPROOF_HOME"] = saved_home
-    return subprocess.CompletedProcess(["trialproof", *args], code, out.getvalue(),
-                                       err.getvalue())
+    """``trialproof ARGS`` with ``home`` as $TRIALPROOF_HOME."""
+    return trialproof(*args, cwd=cwd, env={"TRIALPROOF_HOME": str(home)})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from trialproof_cli import trialproof
 
 from pipeline.contract import load_contract, parse_contract
 from pipeline.errors import ReadError, ValidationFailed
@@ -40,9 +41,8 @@ CONTRACT = {
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRIALPROOF_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, check=False)
+    """``trialproof ARGS`` in a process of its own (its output, umask and exit status)."""
+    return trialproof(*args, env={"TRIALPROOF_HOME": str(home)}, cwd=REPO)
 
 
 def lb_csv(path: Path, rows: int = 8) -> Path:

@@ -4,9 +4,7 @@ tasks call (new deliveries, stage/validate/commit, fsspec URLs, failure notifica
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import yaml
+from trialproof_cli import trialproof
 
 from pipeline.errors import ValidationFailed
 from pipeline.home import Home
@@ -205,9 +204,7 @@ def test_the_example_registry_is_valid() -> None:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRIALPROOF_REGISTRY"}
-    return subprocess.run([sys.executable, "-m", "pipeline", "registry", "check", *args],
-                          capture_output=True, text=True, cwd=cwd, env=env, check=False)
+    return trialproof("registry", "check", *args, cwd=cwd, env={"TRIALPROOF_REGISTRY": None})
 
 
 def test_cli_registry_check(site: Path) -> None:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 from conftest import ORIGIN, ServedHome, start_server, stop_server
+from trialproof_cli import trialproof
 
 from pipeline.home import Home
 from pipeline.server.tokens import TokenStore
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRIALPROOF_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, env=env, check=False)
+    return trialproof(*args, env={"TRIALPROOF_HOME": str(home)})
 
 
 def test_tokens_create_list_revoke(tmp_path: Path) -> None:
