@@ -23,6 +23,9 @@ from celery.signals import import_modules
 
 log = logging.getLogger(__name__)
 
+#: Airflow's default Celery configuration (given by ``__getattr__`` when read).
+CELERY_CONFIG: dict[str, Any]
+
 
 def __getattr__(name: str) -> Any:
     """``CELERY_CONFIG``: Airflow's default Celery configuration, unchanged. Read when Airflow
@@ -34,7 +37,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@import_modules.connect
 def _import_great_expectations(*_args: object, **_kwargs: object) -> None:
     from pipeline.validation import import_great_expectations
 
@@ -42,3 +44,6 @@ def _import_great_expectations(*_args: object, **_kwargs: object) -> None:
     import_great_expectations()
     log.info("Great Expectations imported once for every task (%.1fs)",
              time.perf_counter() - started)
+
+
+import_modules.connect(_import_great_expectations)
