@@ -91,7 +91,7 @@ class AirflowServer:
                 self.stop()
                 return False, "\n".join([*output, "(the Airflow server exited)"])
             if line == f"END {request_id}":
-                return any(ln.startswith("RESULT ") for ln in output[-1:]), "\n".join(output)
+                return bool(output) and output[-1].startswith("RESULT "), "\n".join(output)
             output.append(line)
 
     def _running(self) -> subprocess.Popen[str]:

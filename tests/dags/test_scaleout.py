@@ -167,7 +167,7 @@ class Processes:
 
 
 def wait_for(what: str, check: Any, deadline: float, procs: Processes,
-             interval: float = 2.0) -> Any:
+             interval: float = 0.5) -> Any:
     while True:
         value = check()
         if value:

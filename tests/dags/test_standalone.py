@@ -117,7 +117,7 @@ def test_make_airflow_starts_green_and_stops_cleanly(sandbox: Sandbox) -> None:
                 state in ("queued", "running") for state in runs(db, EX_DAG)):
             assert script.poll() is None, tail(log.read_text(), 80)
             assert time.monotonic() < deadline, tail(log.read_text(), 80)
-            time.sleep(2)
+            time.sleep(0.5)
         assert "failed" not in runs(db, "audit")
         assert runs(db, EX_DAG) == ["success"], tail(log.read_text(), 80)
         # The executor imported Great Expectations before it forked its workers.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import subprocess
-import sys
 from typing import Any
 
 import pyarrow as pa
@@ -281,34 +279,6 @@ def test_out_of_range_values_are_refused() -> None:
         canonical_records(pa.table({"k": [2**60], "v": [1.0]}), contract)
     with pytest.raises(CanonicalizationError, match="infinite"):
         canonical_records(pa.table({"k": [1], "v": [math.inf]}), contract)
-
-
-_IMPORT_EVERYTHING = """
-import importlib, pkgutil, sys
-import pyarrow as pa
-before = pa.default_memory_pool().backend_name
-for package in ("anchoring", "pipeline"):
-    importlib.import_module(package)
-    for info in pkgutil.walk_packages(sys.modules[package].__path__, package + "."):
-        if not info.name.endswith("__main__"):
-            importlib.import_module(info.name)
-after_import = pa.default_memory_pool().backend_name
-from pipeline.records import use_system_memory_pool
-use_system_memory_pool()
-print(before, after_import, pa.default_memory_pool().backend_name)
-"""
-
-
-def test_importing_changes_no_process_state_and_ingest_chooses_the_pool() -> None:
-    """Importing any module leaves Arrow's memory pool alone; ingest picks the system
-    allocator with an explicit call."""
-    done = subprocess.run([sys.executable, "-c", _IMPORT_EVERYTHING], capture_output=True,
-                          text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr
-    before, after_import, chosen = done.stdout.split()
-    assert before != "system"  # Arrow's own default (mimalloc or jemalloc)
-    assert after_import == before
-    assert chosen == "system"
 
 
 @pytest.mark.parametrize("n", [5, 5000])
