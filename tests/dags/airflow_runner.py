@@ -36,12 +36,20 @@ HEAVY = ("pandas", "pyarrow", "polars", "datafusion", "great_expectations", "web
 
 def preflight() -> dict[str, Any]:
     """dag.test() and every worker need Airflow's execution API; some FastAPI releases
-    break it (seen: FastAPI >= 0.156.1 with Airflow 3.2.2)."""
+    break it (seen: FastAPI >= 0.156.1 with Airflow 3.2.2). The check asks the very
+    instance dag.test() uses in this process (built once, on the first request, in
+    seconds), so a server's later scenarios do not build it again."""
     import airflow
     import fastapi
-    from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
+    import httpx
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
 
-    InProcessExecutionAPI().app  # noqa: B018  building the app is the check
+    with httpx.Client(transport=in_process_api_server().transport,
+                      base_url="http://in-process.invalid") as client:
+        health = client.get("/health")
+    if health.status_code != 200:
+        raise RuntimeError(f"the in-process execution API answered {health.status_code} to "
+                           f"/health: {health.text[:200]}")
     return {"airflow": airflow.__version__, "fastapi": fastapi.__version__}
 
 

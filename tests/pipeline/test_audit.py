@@ -23,18 +23,27 @@ from pipeline.home import Home
 from pipeline.ingest import ingest
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Home:
-    """Two datasets, two versions of one, anchored, audited clean once."""
-    home = Home.init(tmp_path / "home", ORIGIN)
-    contract_path = tmp_path / "lb.json"
+@pytest.fixture(scope="module")
+def clean_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two datasets, two versions of one, anchored, audited clean: built once."""
+    folder = tmp_path_factory.mktemp("clean-home")
+    home = Home.init(folder / "home", ORIGIN)
+    contract_path = folder / "lb.json"
     contract_path.write_text(json.dumps(CONTRACT))
     contract = load_contract(contract_path)
-    ingest(home, write_csv(lb_table(50, 1), tmp_path / "a1.csv"), "T1", "lb", contract)
+    ingest(home, write_csv(lb_table(50, 1), folder / "a1.csv"), "T1", "lb", contract)
     anchor(home)
-    ingest(home, write_csv(lb_table(60, 2), tmp_path / "a2.csv"), "T1", "lb", contract)
-    ingest(home, write_csv(lb_table(20, 3), tmp_path / "b1.csv"), "T1", "lb_b", contract)
+    ingest(home, write_csv(lb_table(60, 2), folder / "a2.csv"), "T1", "lb", contract)
+    ingest(home, write_csv(lb_table(20, 3), folder / "b1.csv"), "T1", "lb_b", contract)
     anchor(home)
+    home.log().close()  # nothing held open while the home is copied
+    return home.path
+
+
+@pytest.fixture
+def home(clean_home: Path, tmp_path: Path) -> Home:
+    """A copy of the clean home for one test to tamper with; it audits clean."""
+    home = Home.open(shutil.copytree(clean_home, tmp_path / "home", symlinks=True))
     report = audit(home)
     assert report.ok, report.findings
     assert report.versions_checked == 3 and report.receipts_checked == 2

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import TRIAL, ServedHome, start_server, stop_server
+from trialproof_cli import trialproof
 
 from anchoring._internal.tree import MerkleTree
 from anchoring.canonical import canonical_json, leaf_input
@@ -24,10 +25,8 @@ from anchoring.note import COSIGNATURE_V1, Signer, parse_note
 
 def run_download(url: str, out: Path, config: Path, *args: str
                  ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "download", url, "--trial", TRIAL, "--out", str(out),
-         *args], capture_output=True, text=True, env=env, check=False)
+    return trialproof("download", url, "--trial", TRIAL, "--out", str(out), *args,
+                      env={"XDG_CONFIG_HOME": str(config)})
 
 
 @pytest.fixture
