@@ -52,6 +52,10 @@ TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; ec
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
 	--no-loadscope-reorder
 
+# pytest caches its assertion-rewritten modules only where Python may write bytecode:
+# allow it for the test run (the caches are git-ignored), or every run rewrites them all.
+test test-fast: export PYTHONDONTWRITEBYTECODE :=
+
 test: $(STAMP)
 	$(COMPILE_SOURCES)
 	$(PYTEST)

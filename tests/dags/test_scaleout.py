@@ -337,7 +337,7 @@ def _registry(tmp_path: Path, pilot_dir: Path) -> Path:
         folder.mkdir(parents=True)
         (folder / f"{ds}.xpt").write_bytes((pilot_dir / f"{ds}.xpt").read_bytes())
         schedule = {"schedule": "* * * * *"} if ds in CRON else {
-            "schedule": "on-arrival", "poke_interval": 5, "poke_timeout": 120}
+            "schedule": "on-arrival", "poke_interval": 20, "poke_timeout": 120}
         entries.append({"trial": TRIAL, "dataset": ds, "contract": f"cdiscpilot01/sdtm/{ds}",
                         "deliveries": str(folder), **schedule})
     registry = tmp_path / "registry.yaml"
