@@ -78,3 +78,15 @@ def test_a_yaml_alias_bomb_is_an_import_error_not_a_hang(sandbox: Sandbox) -> No
     (path, error), = bag["import_errors"].items()
     assert path.endswith("trialproof_registry_errors.py")
     assert "anchors and aliases (& and *) are not allowed" in error
+
+
+def test_a_failed_scenario_fails_alone_on_the_shared_airflow(sandbox: Sandbox) -> None:
+    """The worker's Airflow process reports a failed scenario as failed, with its error,
+    and runs the next one with that one's own environment."""
+    failed = sandbox.run("test", "no_such_dag", check=False)
+    assert failed == {"failed": True}
+    assert "no DAG no_such_dag" in sandbox.outputs[-1]
+    sandbox.register({"dm": {}})
+    assert "ingest__CDISCPILOT01__dm" in sandbox.run("dagbag")["dag_ids"]
+    sandbox.registry.write_text("datasets: []\n")
+    assert not [d for d in sandbox.run("dagbag")["dag_ids"] if d.startswith("ingest__")]
