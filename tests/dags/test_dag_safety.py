@@ -16,7 +16,7 @@ def test_key_files_as_deliveries_leak_into_no_output(sandbox: Sandbox) -> None:
     keys = sandbox.tp_home / "keys"
     skey = (keys / "log.skey").read_text().strip()
     salt = (keys / "salt.key").read_text().strip()
-    secrets = [skey, skey.rsplit("+", 1)[-1], salt]
+    secrets = [skey, skey.split("+", 4)[4], salt]  # PRIVATE+KEY+name+keyid+base64key
     sandbox.register({"dm": {}, "ae": {"deliveries": f"{keys}/*"}})
     drop = sandbox.deliveries / "dm"
     (drop / "skey.csv").write_text(skey + "\n")

@@ -76,7 +76,7 @@ def secrets_of(home: Path) -> list[str]:
     """The key material of a home: the signing key's base64 part and the salt key."""
     skey = (home / "keys" / "log.skey").read_text().strip()
     salt = (home / "keys" / "salt.key").read_text().strip()
-    return [skey.rsplit("+", 1)[-1], skey, salt]
+    return [skey.split("+", 4)[4], skey, salt]  # PRIVATE+KEY+name+keyid+base64key
 
 
 def reports_and_notifications(home: Path) -> str:
