@@ -53,16 +53,15 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile \
 	--no-loadscope-reorder
 
 # pytest caches its assertion-rewritten modules only where Python may write bytecode:
-# allow it for the test run (the caches are git-ignored), or every run rewrites them all.
+# allow it for the test run (the caches are git-ignored), or every run rewrites them all;
+# every process of the run then caches the bytecode of the modules it imports, too.
 test test-fast: export PYTHONDONTWRITEBYTECODE :=
 
 test: $(STAMP)
-	$(COMPILE_SOURCES)
 	$(PYTEST)
 
 # The inner loop: everything but the tests marked slow or scaleout (real Airflow end to end).
 test-fast: $(STAMP)
-	$(COMPILE_SOURCES)
 	$(PYTEST) -m "not slow and not scaleout"
 
 bench: $(STAMP)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,24 @@ def airflow_env(airflow_home: Path, sql_alchemy_conn: str, **extra: str) -> dict
 
 def tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+def post_json(url: str, body: object, token: str | None = None) -> Any:
+    """POST ``body`` as JSON (with a bearer token when given); the JSON answer."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                     headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def airflow_token(api_url: str, password: str) -> str:
+    """A bearer token for Airflow's REST API as the README gets one: ``POST /auth/token``
+    as the simple auth manager's ``admin``."""
+    answer = post_json(f"{api_url}/auth/token", {"username": "admin", "password": password})
+    return str(answer["access_token"])
 
 
 #: Commands that need a process of their own: ``parse`` reports which heavy modules the

@@ -88,5 +88,7 @@ def test_a_failed_scenario_fails_alone_on_the_shared_airflow(sandbox: Sandbox) -
     assert "no DAG no_such_dag" in sandbox.outputs[-1]
     sandbox.register({"dm": {}})
     assert "ingest__CDISCPILOT01__dm" in sandbox.run("dagbag")["dag_ids"]
-    sandbox.registry.write_text("datasets: []\n")
+    empty = sandbox.root / "empty.yaml"
+    empty.write_text("datasets: []\n")
+    sandbox.env["TRIALPROOF_REGISTRY"] = str(empty)  # this request's environment only
     assert not [d for d in sandbox.run("dagbag")["dag_ids"] if d.startswith("ingest__")]

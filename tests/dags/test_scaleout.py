@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from airflow_sandbox import BIN, CONTRACTS, DAGS, ORIGIN, tail
+from airflow_sandbox import BIN, CONTRACTS, DAGS, ORIGIN, airflow_token, post_json, tail
 from trialproof_services import service_unreachable
 
 if TYPE_CHECKING:
@@ -296,16 +296,6 @@ def _start_airflow(procs: Processes, port: int, deadline: float) -> None:
     wait_for("the api-server", healthy, deadline, procs)
 
 
-def _post_json(url: str, body: object, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
-                                     headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def _rerun_cron_and_anchor(meta: Any, env: dict[str, str], airflow_home: Path, deadline: float,
                            procs: Processes) -> None:
     """Trigger each cron DAG and the anchor DAG once more through Airflow's REST API (the
@@ -315,10 +305,9 @@ def _rerun_cron_and_anchor(meta: Any, env: dict[str, str], airflow_home: Path, d
     api = env["AIRFLOW__API__BASE_URL"]
     passwords = airflow_home / "simple_auth_manager_passwords.json.generated"
     password = json.loads(passwords.read_text())["admin"]
-    token = _post_json(f"{api}/auth/token", {"username": "admin", "password": password})
+    token = airflow_token(api, password)
     for dag_id in [*(f"ingest__{TRIAL}__{ds}" for ds in CRON), "anchor"]:
-        run = _post_json(f"{api}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None},
-                         token["access_token"])
+        run = post_json(f"{api}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token)
         assert run["dag_id"] == dag_id and run["run_type"] == "manual", run
 
     def manual_runs_done() -> bool:

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from airflow_sandbox import REPO, Sandbox, tail
+from airflow_sandbox import REPO, Sandbox, airflow_token, tail
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("execution_api")]
 
@@ -83,12 +83,7 @@ def check_report_links(port: int, rejected_report: Path, password: str) -> None:
     assert status == 200 and "<html" in page.lower()
     quarantined = f"{base}/quarantine/{rejected_report.parent.name}/report.html"
     assert fetch(quarantined)[0] == 401  # a rejected delivery is not public
-    login = urllib.request.Request(
-        f"http://localhost:{port}/auth/token", method="POST",
-        data=json.dumps({"username": "admin", "password": password}).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(login, timeout=30) as response:
-        token = json.loads(response.read())["access_token"]
+    token = airflow_token(f"http://localhost:{port}", password)
     status, page = fetch(quarantined, token)
     assert status == 200 and page == rejected_report.read_text(encoding="utf-8")
     for wrong in ("..%2F..%2Fconfig.json", "nope-" + "0" * 64):
